@@ -1,0 +1,65 @@
+namespace PrefTune.Messages;
+
+/// <summary>A rollout with the training reward attached: what the Learner sees (never the gold reward).</summary>
+public sealed record TrainingSample
+{
+    public required Rollout Rollout { get; init; }
+    public required double Reward { get; init; }
+}
+
+/// <summary>The Orchestrator put together D for one iteration (Algorithm 1, step 2) and recorded where it came from.</summary>
+public sealed record TrainingBatchAssembled
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required int Iteration { get; init; }
+    public required DataSource Source { get; init; }
+    /// <summary>The learner's policy version when the batch was handed over.</summary>
+    public required int PolicyVersion { get; init; }
+    public required IReadOnlyList<Guid> SampleIds { get; init; }
+}
+
+/// <summary>Ask the Learner to run T passes of minibatches of M over D (Algorithm 1, step 4).</summary>
+public sealed record TrainPolicy
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required int Iteration { get; init; }
+    public required TaskSpec Task { get; init; }
+    public required MethodSpec Method { get; init; }
+    public required LoopSpec Loop { get; init; }
+    /// <summary>The weights the Learner should hold before this batch; a Learner without them loads this checkpoint.</summary>
+    public required CheckpointRef Policy { get; init; }
+    public required CheckpointRef Reference { get; init; }
+    public required IReadOnlyList<TrainingSample> Samples { get; init; }
+    /// <summary>Seeds the minibatch order.</summary>
+    public required long Seed { get; init; }
+    public int TorchThreads { get; init; } = 1;
+}
+
+/// <summary>One gradient step was applied.</summary>
+public sealed record UpdateApplied
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    /// <summary>Gradient step number, 1-based over the run.</summary>
+    public required int Step { get; init; }
+    /// <summary>Pass over D (0..T-1) and minibatch within it.</summary>
+    public required int Pass { get; init; }
+    public required int Minibatch { get; init; }
+    public required int VersionBefore { get; init; }
+    public required int VersionAfter { get; init; }
+    public required IReadOnlyList<Guid> SampleIds { get; init; }
+    public required double Loss { get; init; }
+    /// <summary>Per-step training metrics with TRL's names and a train/ prefix.</summary>
+    public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
+}
+
+/// <summary>The Learner finished a <see cref="TrainPolicy"/> batch and stored the resulting weights.</summary>
+public sealed record PolicyTrained
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required int Steps { get; init; }
+    public required CheckpointRef Checkpoint { get; init; }
+}

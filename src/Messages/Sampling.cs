@@ -1,0 +1,63 @@
+namespace PrefTune.Messages;
+
+/// <summary>What a batch of rollouts is for.</summary>
+public enum RolloutPurpose
+{
+    /// <summary>On-policy training data for one iteration of Algorithm 1.</summary>
+    Training,
+    /// <summary>The offline preference dataset D_pref, sampled once from the reference policy.</summary>
+    Dataset,
+    /// <summary>Fresh samples for measuring the gold reward; summarised, not trained on.</summary>
+    Evaluation,
+}
+
+/// <summary>A prompt x: an id and its tokens (for the bandit, one token naming its context vector).</summary>
+public sealed record Prompt
+{
+    public required string PromptId { get; init; }
+    public required int[] Tokens { get; init; }
+}
+
+/// <summary>Ask the Sampler for C responses to each prompt from the policy at a given checkpoint.</summary>
+public sealed record SampleRollouts
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required RolloutPurpose Purpose { get; init; }
+    public required int Iteration { get; init; }
+    public required TaskSpec Task { get; init; }
+    public required CheckpointRef Policy { get; init; }
+    public required IReadOnlyList<Prompt> Prompts { get; init; }
+    /// <summary>C.</summary>
+    public required int ResponsesPerPrompt { get; init; }
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Seeds this batch's sampling; the same seed and checkpoint give the same responses.</summary>
+    public required long Seed { get; init; }
+    public int TorchThreads { get; init; } = 1;
+}
+
+/// <summary>One response y to one prompt x, with what the sampling policy thought of it.</summary>
+public sealed record Rollout
+{
+    public required Guid SampleId { get; init; }
+    public required string PromptId { get; init; }
+    /// <summary>Index of the prompt within its batch: responses with equal Group answer the same prompt.</summary>
+    public required int Group { get; init; }
+    public required int[] PromptTokens { get; init; }
+    public required int[] ResponseTokens { get; init; }
+    /// <summary>log pi(y_t | x, y_&lt;t) under the sampling policy, one per response token.</summary>
+    public required float[] TokenLogProbs { get; init; }
+    /// <summary>The policy version that generated the response (staleness is measured against it).</summary>
+    public required int PolicyVersion { get; init; }
+}
+
+/// <summary>The Sampler's answer to <see cref="SampleRollouts"/>.</summary>
+public sealed record RolloutsGenerated
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required RolloutPurpose Purpose { get; init; }
+    public required int Iteration { get; init; }
+    public required int PolicyVersion { get; init; }
+    public required IReadOnlyList<Rollout> Rollouts { get; init; }
+}

@@ -1,0 +1,34 @@
+namespace PrefTune.Messages;
+
+/// <summary>Ask the Scorer for the reward a method trains on and the gold reward that is only measured.</summary>
+public sealed record ScoreRollouts
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required RolloutPurpose Purpose { get; init; }
+    public required TaskSpec Task { get; init; }
+    public required IReadOnlyList<Rollout> Rollouts { get; init; }
+    /// <summary>A learned (proxy) reward model; null means the task's gold reward is also the training reward.</summary>
+    public CheckpointRef? RewardModel { get; init; }
+}
+
+/// <summary>Rewards of one rollout.</summary>
+public sealed record RolloutScore
+{
+    public required Guid SampleId { get; init; }
+    /// <summary>r_phi(x, y): what the method trains on.</summary>
+    public required double Reward { get; init; }
+    /// <summary>The ground truth: measured, never trained on.</summary>
+    public required double GoldReward { get; init; }
+}
+
+/// <summary>The Scorer's answer to <see cref="ScoreRollouts"/>.</summary>
+public sealed record RolloutsScored
+{
+    public required Guid RunId { get; init; }
+    public required Guid BatchId { get; init; }
+    public required RolloutPurpose Purpose { get; init; }
+    public required IReadOnlyList<RolloutScore> Scores { get; init; }
+    /// <summary>Reward-model queries spent on this batch.</summary>
+    public int RewardQueries { get; init; }
+}

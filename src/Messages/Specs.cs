@@ -1,0 +1,98 @@
+namespace PrefTune.Messages;
+
+/// <summary>Where a run's training data comes from: Algorithm 1, step 2.</summary>
+public enum DataSource
+{
+    /// <summary>y ~ pi_theta(.|x): fresh responses from the current policy every iteration.</summary>
+    Online,
+    /// <summary>Responses from a fixed preference dataset D_pref, sampled once from the reference policy.</summary>
+    Offline,
+}
+
+/// <summary>Everything that defines one run; recorded whole in <see cref="RunStarted"/> so a run can be replayed.</summary>
+public sealed record RunSpec
+{
+    /// <summary>Name of the experiment file the run came from.</summary>
+    public required string Experiment { get; init; }
+    /// <summary>Display label of the method in this experiment, e.g. "dpo (online)".</summary>
+    public required string Label { get; init; }
+    public required TaskSpec Task { get; init; }
+    public required MethodSpec Method { get; init; }
+    public required LoopSpec Loop { get; init; }
+    /// <summary>Seeds network init, prompts, sampling and minibatch order.</summary>
+    public int Seed { get; init; }
+    /// <summary>libtorch intra-op threads in every service; results are bit-identical only at equal thread counts.</summary>
+    public int TorchThreads { get; init; } = 1;
+}
+
+/// <summary>The problem: prompts, the policy that answers them and the gold reward. One nullable block per task kind.</summary>
+public sealed record TaskSpec
+{
+    /// <summary>"bandit" today; the synthetic length tasks and text tasks add their own blocks.</summary>
+    public required string Kind { get; init; }
+    public BanditSpec? Bandit { get; init; }
+}
+
+/// <summary>The didactic bandit of Tajwar et al. (PAPER.md, Problem 1).</summary>
+public sealed record BanditSpec
+{
+    /// <summary>Number of actions (bins on [-1, 1]).</summary>
+    public int Actions { get; init; } = 100;
+    /// <summary>Centre c of the gold reward r(a) = exp(-((a - c) / w)^2).</summary>
+    public double RewardCenter { get; init; } = 70;
+    /// <summary>Width w of the gold reward.</summary>
+    public double RewardWidth { get; init; } = 10;
+    /// <summary>Location of the Cauchy behind pi_data = histogram of tanh(Cauchy(loc, scale)).</summary>
+    public double DataLocation { get; init; } = -0.7;
+    /// <summary>Scale of that Cauchy.</summary>
+    public double DataScale { get; init; } = 0.4;
+    /// <summary>Policy family: "categorical" (an MLP from a context vector to the action logits).</summary>
+    public string Policy { get; init; } = "categorical";
+    /// <summary>Dimension of each prompt's context vector.</summary>
+    public int ContextSize { get; init; } = 100;
+    /// <summary>Hidden width of the policy MLP.</summary>
+    public int Hidden { get; init; } = 64;
+    /// <summary>Number of distinct prompts (random context vectors drawn from the run seed).</summary>
+    public int Prompts { get; init; } = 8;
+    /// <summary>Adam steps that fit the reference policy to pi_data.</summary>
+    public int ReferenceSteps { get; init; } = 100;
+    /// <summary>Learning rate of that fit.</summary>
+    public double ReferenceLearningRate { get; init; } = 0.01;
+}
+
+/// <summary>The preference fine-tuning method: a registered loss plus where its data comes from.</summary>
+public sealed record MethodSpec
+{
+    /// <summary>Registry name, e.g. "pref-ft", "best-of-n", "dpo", "reinforce".</summary>
+    public required string Name { get; init; }
+    public DataSource Data { get; init; } = DataSource.Online;
+    /// <summary>Hyperparameters named as in the paper (beta, tau, threshold, ...); unset ones take the method's defaults.</summary>
+    public IReadOnlyDictionary<string, double> Parameters { get; init; } = new Dictionary<string, double>();
+}
+
+/// <summary>Algorithm 1's knobs. B samples per iteration in B/C prompts of C responses; T passes of minibatches of M samples.</summary>
+public sealed record LoopSpec
+{
+    /// <summary>B: samples per iteration (|D|).</summary>
+    public int B { get; init; } = 10;
+    /// <summary>C: responses per prompt.</summary>
+    public int C { get; init; } = 10;
+    /// <summary>M: samples per minibatch (one gradient step each).</summary>
+    public int M { get; init; } = 10;
+    /// <summary>T: passes over D per iteration (sample reuse).</summary>
+    public int T { get; init; } = 1;
+    /// <summary>Total gradient steps of the run; iterations = steps / (T * B / M).</summary>
+    public int GradientSteps { get; init; } = 300;
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 0.001;
+    /// <summary>Evaluate the policy every this many gradient steps (and at step 0 and the end).</summary>
+    public int EvalEvery { get; init; } = 10;
+    /// <summary>Fresh samples drawn per evaluation.</summary>
+    public int EvalSamples { get; init; } = 1000;
+    /// <summary>Offline data: prompts in D_pref.</summary>
+    public int DatasetPrompts { get; init; } = 64;
+    /// <summary>Offline data: N responses per prompt in D_pref, sampled from the reference policy.</summary>
+    public int DatasetResponses { get; init; } = 10;
+    /// <summary>Sampling temperature (the paper uses 1).</summary>
+    public double Temperature { get; init; } = 1.0;
+}

@@ -1,0 +1,30 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PrefTune.Training.Policies;
+
+/// <summary>
+/// Base of every policy network: a TorchSharp module whose weights serialize to deterministic bytes,
+/// so that a checkpoint's SHA-256 names its weights.
+/// </summary>
+public abstract class PolicyModel : nn.Module
+{
+    protected PolicyModel(string name) : base(name) { }
+
+    /// <summary>Serializes the weights (TorchSharp's state-dict format). Equal weights give equal bytes.</summary>
+    public byte[] SaveWeights()
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+            save(writer);
+        return stream.ToArray();
+    }
+
+    /// <summary>Loads weights written by <see cref="SaveWeights"/> into this (same-shaped) module.</summary>
+    public void LoadWeights(byte[] weights)
+    {
+        using var stream = new MemoryStream(weights, writable: false);
+        using var reader = new BinaryReader(stream);
+        load(reader);
+    }
+}
