@@ -62,4 +62,6 @@ public sealed record PolicyTrained
     public required Guid BatchId { get; init; }
     public required int Steps { get; init; }
     public required CheckpointRef Checkpoint { get; init; }
+    /// <summary>The gradient steps of this batch, in order (also published one by one as they happen).</summary>
+    public IReadOnlyList<UpdateApplied> Updates { get; init; } = [];
 }

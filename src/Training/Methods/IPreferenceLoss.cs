@@ -30,7 +30,17 @@ public interface IPreferenceLoss
 }
 
 /// <summary>Where a method sits on the study's three axes (PAPER.md, Table 1).</summary>
-public sealed record MethodAxes(bool OnPolicySampling, bool OfflineData, bool SampleReuse, bool NegativeGradient);
+/// <param name="OnPolicySampling">The method can train on fresh samples of the current policy (DataSource.Online).</param>
+/// <param name="OfflineData">The method can train on the fixed dataset D_pref (DataSource.Offline). A method with
+/// both flags works either way (Best-of-N, DPO); the run's MethodSpec.Data picks one.</param>
+/// <param name="SampleReuse">Several passes over one batch (T &gt; 1) are meaningful for the method.</param>
+/// <param name="NegativeGradient">The loss pushes likelihood down on some responses.</param>
+public sealed record MethodAxes(bool OnPolicySampling, bool OfflineData, bool SampleReuse, bool NegativeGradient)
+{
+    /// <summary>Whether the method can train on data from <paramref name="source"/>.</summary>
+    public bool Supports(PrefTune.Messages.DataSource source) =>
+        source == PrefTune.Messages.DataSource.Online ? OnPolicySampling : OfflineData;
+}
 
 /// <summary>A registered method: its name, axes, defaults and how to build its loss from hyperparameters.</summary>
 public sealed record MethodDescriptor

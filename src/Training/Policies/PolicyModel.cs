@@ -20,6 +20,14 @@ public abstract class PolicyModel : nn.Module
         return stream.ToArray();
     }
 
+    /// <summary>Sets requires_grad on every parameter (freezing a reference: requires_grad_(false)); returns this module.</summary>
+    public PolicyModel requires_grad_(bool requiresGrad = true)
+    {
+        foreach (var parameter in parameters())
+            parameter.requires_grad_(requiresGrad);
+        return this;
+    }
+
     /// <summary>Loads weights written by <see cref="SaveWeights"/> into this (same-shaped) module.</summary>
     public void LoadWeights(byte[] weights)
     {

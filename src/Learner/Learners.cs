@@ -1,0 +1,85 @@
+using PrefTune.Messages;
+using PrefTune.Storage.Checkpoints;
+using PrefTune.Training;
+
+namespace PrefTune.Learner;
+
+/// <summary>
+/// The Learner's runs. One gate serializes libtorch work in this process (deterministic, and the
+/// optimizer state of a run is never touched twice at once).
+/// </summary>
+public sealed class Learners(ICheckpointStore store) : IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<Guid, RunLearner> _runs = [];
+
+    public async Task<PolicyInitialized> InitializeAsync(InitializePolicy command, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            TorchRuntime.UseThreads(command.TorchThreads);
+            var (learner, weights, fitLoss) = RunLearner.Initialize(command.Task, command.Seed);
+            if (_runs.Remove(command.RunId, out var previous)) previous.Dispose();
+            _runs[command.RunId] = learner;
+            var checkpoint = await store.PutAsync(0, weights, cancellationToken);
+            return new PolicyInitialized { RunId = command.RunId, Reference = checkpoint, Policy = checkpoint, ReferenceFitLoss = fitLoss };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<PolicyTrained> TrainAsync(TrainPolicy command, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            TorchRuntime.UseThreads(command.TorchThreads);
+            var learner = await LearnerAtAsync(command, cancellationToken);
+            if (learner.Trained.TryGetValue(command.BatchId, out var earlier))
+                return earlier;
+            var updates = learner.Train(command);
+            var checkpoint = await store.PutAsync(learner.Version, learner.SaveWeights(), cancellationToken);
+            var trained = new PolicyTrained
+            {
+                RunId = command.RunId,
+                BatchId = command.BatchId,
+                Steps = updates.Count,
+                Checkpoint = checkpoint,
+                Updates = updates,
+            };
+            learner.Trained[command.BatchId] = trained;
+            return trained;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The run's learner holding the weights the command expects; rebuilt from the checkpoint store otherwise.</summary>
+    private async Task<RunLearner> LearnerAtAsync(TrainPolicy command, CancellationToken cancellationToken)
+    {
+        if (_runs.TryGetValue(command.RunId, out var learner))
+        {
+            if (learner.Trained.ContainsKey(command.BatchId)) return learner;
+            if (learner.Version == command.Policy.Version && learner.PolicyHash == command.Policy.Sha256) return learner;
+            learner.Dispose();
+            _runs.Remove(command.RunId);
+        }
+        var policy = await store.GetAsync(command.Policy, cancellationToken);
+        var reference = await store.GetAsync(command.Reference, cancellationToken);
+        learner = RunLearner.Restore(command.Task, command.Policy, policy, command.Reference, reference);
+        _runs[command.RunId] = learner;
+        return learner;
+    }
+
+    public void Dispose()
+    {
+        foreach (var learner in _runs.Values) learner.Dispose();
+        _runs.Clear();
+        _gate.Dispose();
+    }
+}

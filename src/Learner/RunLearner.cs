@@ -1,0 +1,183 @@
+using PrefTune.Messages;
+using PrefTune.Training;
+using PrefTune.Training.Methods;
+using PrefTune.Training.Policies;
+using PrefTune.Training.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
+
+namespace PrefTune.Learner;
+
+/// <summary>
+/// One run's learning state and Algorithm 1, step 4: T passes over D, each split into minibatches of M
+/// samples (M / C whole prompt groups), one Adam step per minibatch. Every step bumps the policy version.
+/// </summary>
+public sealed class RunLearner : IDisposable
+{
+    private readonly IPreferenceTask _task;
+    private readonly PolicyModel _policy;
+    private readonly PolicyModel _reference;
+    private optim.Optimizer? _optimizer;
+    private IPreferenceLoss? _loss;
+    private MethodSpec? _method;
+
+    public int Version { get; private set; }
+    public string PolicyHash { get; private set; }
+    public string ReferenceHash { get; }
+    /// <summary>Answers already given, by batch: a redelivered TrainPolicy gets the same answer and changes nothing.</summary>
+    public Dictionary<Guid, PolicyTrained> Trained { get; } = [];
+
+    private RunLearner(IPreferenceTask task, PolicyModel policy, PolicyModel reference, int version, string policyHash, string referenceHash)
+    {
+        _task = task;
+        _policy = policy;
+        _reference = reference;
+        _reference.requires_grad_(false);
+        _reference.eval();
+        Version = version;
+        PolicyHash = policyHash;
+        ReferenceHash = referenceHash;
+    }
+
+    /// <summary>Builds the seeded policy, fits it to the reference data, and freezes a copy as pi_ref.</summary>
+    public static (RunLearner Learner, byte[] Weights, double FitLoss) Initialize(TaskSpec spec, int seed)
+    {
+        var task = TaskFactory.Create(spec);
+        PolicyModel policy, reference;
+        lock (TorchRuntime.GlobalSeedLock)
+        {
+            policy = task.CreatePolicy(seed);
+            reference = task.CreatePolicy(seed);
+        }
+        var fitLoss = task.FitReference(policy, seed);
+        var weights = policy.SaveWeights();
+        reference.LoadWeights(weights);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(weights));
+        return (new RunLearner(task, policy, reference, 0, hash, hash), weights, fitLoss);
+    }
+
+    /// <summary>Rebuilds the state from checkpoints (a restarted Learner). The optimizer starts afresh.</summary>
+    public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, byte[] policyWeights, CheckpointRef referenceCheckpoint, byte[] referenceWeights)
+    {
+        var task = TaskFactory.Create(spec);
+        PolicyModel policy, reference;
+        lock (TorchRuntime.GlobalSeedLock)
+        {
+            policy = task.CreatePolicy(0);
+            reference = task.CreatePolicy(0);
+        }
+        policy.LoadWeights(policyWeights);
+        reference.LoadWeights(referenceWeights);
+        return new RunLearner(task, policy, reference, policyCheckpoint.Version, policyCheckpoint.Sha256, referenceCheckpoint.Sha256);
+    }
+
+    /// <summary>T passes of minibatches over the batch; returns one <see cref="UpdateApplied"/> per gradient step.</summary>
+    public IReadOnlyList<UpdateApplied> Train(TrainPolicy command)
+    {
+        var loop = command.Loop;
+        EnsureMethod(command.Method, loop.LearningRate);
+        var groups = GroupsOf(command.Samples, loop.C);
+        var groupsPerMinibatch = loop.M / loop.C;
+        if (groups.Count % groupsPerMinibatch != 0)
+            throw new ArgumentException($"batch {command.BatchId}: {groups.Count} prompt groups do not split into minibatches of M/C = {groupsPerMinibatch}");
+
+        var order = new Random(unchecked((int)command.Seed));
+        var updates = new List<UpdateApplied>();
+        for (var pass = 0; pass < loop.T; pass++)
+        {
+            var shuffled = groups.ToArray();
+            order.Shuffle(shuffled);
+            for (var minibatch = 0; minibatch < shuffled.Length / groupsPerMinibatch; minibatch++)
+            {
+                var samples = shuffled.Skip(minibatch * groupsPerMinibatch).Take(groupsPerMinibatch).SelectMany(g => g).ToList();
+                var (loss, metrics) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId);
+                updates.Add(new UpdateApplied
+                {
+                    RunId = command.RunId,
+                    BatchId = command.BatchId,
+                    Step = Version + 1,
+                    Pass = pass,
+                    Minibatch = minibatch,
+                    VersionBefore = Version,
+                    VersionAfter = Version + 1,
+                    SampleIds = samples.Select(s => s.Rollout.SampleId).ToList(),
+                    Loss = loss,
+                    Metrics = metrics,
+                });
+                Version++;
+            }
+        }
+        return updates;
+    }
+
+    /// <summary>Serializes the current weights and remembers their hash as the current version's.</summary>
+    public byte[] SaveWeights()
+    {
+        var weights = _policy.SaveWeights();
+        PolicyHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(weights));
+        return weights;
+    }
+
+    private (double Loss, Dictionary<string, double> Metrics) Step(List<TrainingSample> samples, int groups, int c, Guid batchId)
+    {
+        using var scope = NewDisposeScope();
+        var rollouts = samples.Select(s => s.Rollout).ToList();
+        var logProbs = _task.SequenceLogProbs(_policy, rollouts).reshape(groups, c);            // [G, C], carries grad
+        Tensor refLogProbs;
+        using (no_grad())
+            refLogProbs = _task.SequenceLogProbs(_reference, rollouts).reshape(groups, c);   // [G, C]
+        var batch = new GroupBatch
+        {
+            LogProbs = logProbs,
+            RefLogProbs = refLogProbs,
+            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
+            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
+            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
+        };
+        var output = _loss!.Compute(batch);
+        var loss = output.Loss.item<float>();
+        if (!float.IsFinite(loss))
+            throw new InvalidOperationException($"non-finite loss ({loss}) at step {Version + 1} in batch {batchId}; no checkpoint was published from it");
+
+        _optimizer!.zero_grad();
+        output.Loss.backward();
+        var gradNorm = Math.Sqrt(_policy.parameters().Where(p => p.grad is not null).Sum(p => p.grad!.pow(2).sum().item<float>()));
+        _optimizer.step();
+
+        var metrics = new Dictionary<string, double> { ["train/loss"] = loss, ["train/grad_norm"] = gradNorm };
+        foreach (var (name, value) in output.Metrics)
+            metrics["train/" + name] = value.item<float>();
+        return (loss, metrics);
+    }
+
+    private void EnsureMethod(MethodSpec method, double learningRate)
+    {
+        if (_method is not null && _method.Name == method.Name && _optimizer is not null) return;
+        var descriptor = MethodRegistry.Get(method.Name);
+        var parameters = new Dictionary<string, double>(descriptor.Defaults);
+        foreach (var (name, value) in method.Parameters) parameters[name] = value;
+        _loss = descriptor.Create(parameters);
+        _optimizer?.Dispose();
+        _optimizer = optim.Adam(_policy.parameters(), learningRate);
+        _method = method;
+    }
+
+    /// <summary>Samples grouped by prompt (Rollout.Group), in group order; every group must hold C responses.</summary>
+    private static List<List<TrainingSample>> GroupsOf(IReadOnlyList<TrainingSample> samples, int c)
+    {
+        var groups = samples.GroupBy(s => s.Rollout.Group).OrderBy(g => g.Key).Select(g => g.ToList()).ToList();
+        var wrong = groups.FirstOrDefault(g => g.Count != c);
+        if (wrong is not null)
+            throw new ArgumentException($"prompt group {wrong[0].Rollout.Group} has {wrong.Count} responses; C = {c}");
+        return groups;
+    }
+
+    public void Dispose()
+    {
+        _optimizer?.Dispose();
+        _policy.Dispose();
+        _reference.Dispose();
+    }
+}

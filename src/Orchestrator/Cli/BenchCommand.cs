@@ -1,0 +1,56 @@
+using System.ComponentModel;
+using PrefTune.Messages;
+using PrefTune.Orchestrator.Bench;
+using PrefTune.Orchestrator.Experiments;
+using PrefTune.Orchestrator.Hosting;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace PrefTune.Orchestrator.Cli;
+
+/// <summary>
+/// `preftune bench [EXPERIMENT] [--broker URI]`: for each method, gradient steps per second through the
+/// pipeline, and the time per Algorithm 1 iteration spent outside the model (messaging and event store),
+/// measured as pipeline time minus the same model work called directly. A benchmark, not a test.
+/// </summary>
+public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
+{
+    public sealed class Settings : PipelineSettings
+    {
+        [CommandArgument(0, "[EXPERIMENT]")]
+        [Description("Experiment whose methods to time. Default: experiments/bandit-peak70.yaml")]
+        public string Experiment { get; init; } = "experiments/bandit-peak70.yaml";
+
+        [CommandOption("--steps <N>")]
+        [Description("Gradient steps per method (default 100).")]
+        public int Steps { get; init; } = 100;
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var experiment = ExperimentFile.Load(settings.Experiment);
+        var options = settings.ToOptions();
+        var hosting = string.IsNullOrWhiteSpace(options.Broker) ? ServiceHosting.InProcess : ServiceHosting.ChildProcesses;
+        var specs = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)
+            .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = settings.Steps } })
+            .ToList();
+
+        await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
+        var table = new Table().AddColumns("method", "steps", "iterations", "pipeline steps/s", "direct steps/s", "outside the model per iteration (ms)");
+        table.Title = new TableTitle($"transport {session.Transport}, event store on, {settings.Steps} steps per method");
+        // One untimed run first: the JIT, libtorch and the broker's queues warm up.
+        await session.RunAsync(specs[0] with { Loop = specs[0].Loop with { GradientSteps = 5, EvalEvery = 5 } }, null, cancellationToken);
+        DirectLoop.Run(specs[0] with { Loop = specs[0].Loop with { GradientSteps = 5, EvalEvery = 5 } });
+        foreach (var spec in specs)
+        {
+            var outcome = await session.RunAsync(spec, null, cancellationToken);
+            var direct = DirectLoop.Run(spec);
+            var iterations = spec.Loop.GradientSteps / (spec.Loop.T * spec.Loop.B / spec.Loop.M);
+            var overhead = (outcome.Elapsed - direct).TotalMilliseconds / iterations;
+            table.AddRow(Markup.Escape(spec.Label), outcome.GradientSteps.ToString(), iterations.ToString(),
+                $"{outcome.GradientSteps / outcome.Elapsed.TotalSeconds:0.0}", $"{spec.Loop.GradientSteps / direct.TotalSeconds:0.0}", $"{overhead:0.00}");
+        }
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}

@@ -1,0 +1,39 @@
+using System.ComponentModel;
+using System.Text.Json;
+using Marten;
+using PrefTune.ServiceDefaults;
+using PrefTune.Storage.Events;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace PrefTune.Orchestrator.Cli;
+
+/// <summary>`preftune runs`: the recorded runs, from the RunSummary projection.</summary>
+public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
+{
+    public sealed class Settings : PipelineSettings
+    {
+        [CommandOption("--json")]
+        [Description("Print the list as JSON.")]
+        public bool Json { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var options = await PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
+        using var store = EventStoreRegistration.For(options.Database!, options.Schema);
+        await using var session = store.QuerySession();
+        var runs = (await session.Query<RunSummary>().ToListAsync(cancellationToken)).OrderBy(r => r.StartedAt).ToList();
+        if (settings.Json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(runs, ShowCommand.Json));
+            return 0;
+        }
+        var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold reward");
+        foreach (var run in runs)
+            table.AddRow(run.Id.ToString(), $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
+                Markup.Escape(run.Status), run.GradientSteps.ToString(), run.FinalGoldReward?.ToString("0.0000") ?? "-");
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}

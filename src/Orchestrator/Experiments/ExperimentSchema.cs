@@ -1,0 +1,103 @@
+using PrefTune.Messages;
+using YamlDotNet.RepresentationModel;
+
+namespace PrefTune.Orchestrator.Experiments;
+
+/// <summary>
+/// The keys of an experiment file and the record field each one sets: the one place that maps the
+/// file's snake_case names to <see cref="RunSpec"/>, <see cref="BanditSpec"/>, <see cref="LoopSpec"/>
+/// and <see cref="MethodSpec"/>.
+/// </summary>
+internal static class ExperimentSchema
+{
+    /// <summary>The top level before the methods are expanded (they need the loop block, which may come later).</summary>
+    public sealed record Document
+    {
+        public string? Name { get; init; }
+        public string? Description { get; init; }
+        public IReadOnlyList<int> Seeds { get; init; } = [1];
+        public int TorchThreads { get; init; } = 1;
+        public TaskSpec? Task { get; init; }
+        public LoopSpec Loop { get; init; } = new();
+        /// <summary>The loop block as written (its keys locate problems with the loop).</summary>
+        public YamlNode? LoopNode { get; init; }
+        public YamlNode? Methods { get; init; }
+    }
+
+    /// <summary>One entry of <c>methods</c>; parameters and loop overrides are read once the name is known.</summary>
+    public sealed record MethodEntry
+    {
+        public string? Name { get; init; }
+        public DataSource Data { get; init; } = DataSource.Online;
+        public string? Label { get; init; }
+        public YamlNode? Parameters { get; init; }
+        public YamlNode? Loop { get; init; }
+    }
+
+    public static readonly IReadOnlyDictionary<string, DataSource> DataSources =
+        new Dictionary<string, DataSource> { ["online"] = DataSource.Online, ["offline"] = DataSource.Offline };
+
+    public static readonly IReadOnlyDictionary<string, Field<BanditSpec>> Bandit = new Dictionary<string, Field<BanditSpec>>
+    {
+        ["actions"] = Field.Int<BanditSpec>((s, v) => s with { Actions = v }),
+        ["reward_center"] = Field.Number<BanditSpec>((s, v) => s with { RewardCenter = v }),
+        ["reward_width"] = Field.Number<BanditSpec>((s, v) => s with { RewardWidth = v }),
+        ["data_location"] = Field.Number<BanditSpec>((s, v) => s with { DataLocation = v }),
+        ["data_scale"] = Field.Number<BanditSpec>((s, v) => s with { DataScale = v }),
+        ["policy"] = Field.Text<BanditSpec>((s, v) => s with { Policy = v }),
+        ["context_size"] = Field.Int<BanditSpec>((s, v) => s with { ContextSize = v }),
+        ["hidden"] = Field.Int<BanditSpec>((s, v) => s with { Hidden = v }),
+        ["prompts"] = Field.Int<BanditSpec>((s, v) => s with { Prompts = v }),
+        ["reference_steps"] = Field.Int<BanditSpec>((s, v) => s with { ReferenceSteps = v }),
+        ["reference_learning_rate"] = Field.Number<BanditSpec>((s, v) => s with { ReferenceLearningRate = v }),
+    };
+
+    public static readonly IReadOnlyDictionary<string, Field<TaskSpec>> Task = new Dictionary<string, Field<TaskSpec>>
+    {
+        ["kind"] = Field.Text<TaskSpec>((s, v) => s with { Kind = v }),
+        ["bandit"] = Field.Block<TaskSpec, BanditSpec>(s => s.Bandit ?? new BanditSpec(), Bandit, (s, v) => s with { Bandit = v }),
+    };
+
+    /// <summary>Algorithm 1's knobs; B, C, M, T are upper case as in the paper, lower case is accepted too.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<LoopSpec>> Loop = new Dictionary<string, Field<LoopSpec>>(
+        StringComparer.OrdinalIgnoreCase)
+    {
+        ["B"] = Field.Int<LoopSpec>((s, v) => s with { B = v }),
+        ["C"] = Field.Int<LoopSpec>((s, v) => s with { C = v }),
+        ["M"] = Field.Int<LoopSpec>((s, v) => s with { M = v }),
+        ["T"] = Field.Int<LoopSpec>((s, v) => s with { T = v }),
+        ["gradient_steps"] = Field.Int<LoopSpec>((s, v) => s with { GradientSteps = v }),
+        ["learning_rate"] = Field.Number<LoopSpec>((s, v) => s with { LearningRate = v }),
+        ["eval_every"] = Field.Int<LoopSpec>((s, v) => s with { EvalEvery = v }),
+        ["eval_samples"] = Field.Int<LoopSpec>((s, v) => s with { EvalSamples = v }),
+        ["dataset_prompts"] = Field.Int<LoopSpec>((s, v) => s with { DatasetPrompts = v }),
+        ["dataset_responses"] = Field.Int<LoopSpec>((s, v) => s with { DatasetResponses = v }),
+        ["temperature"] = Field.Number<LoopSpec>((s, v) => s with { Temperature = v }),
+    };
+
+    public static readonly IReadOnlyDictionary<string, Field<MethodEntry>> Method = new Dictionary<string, Field<MethodEntry>>
+    {
+        ["name"] = Field.Text<MethodEntry>((m, v) => m with { Name = v }),
+        ["data"] = Field.Choice<MethodEntry, DataSource>(DataSources, (m, v) => m with { Data = v }),
+        ["label"] = Field.Text<MethodEntry>((m, v) => m with { Label = v }),
+        ["parameters"] = Field.Node<MethodEntry>((m, v) => m with { Parameters = v }),
+        ["loop"] = Field.Node<MethodEntry>((m, v) => m with { Loop = v }),
+    };
+
+    public static readonly IReadOnlyDictionary<string, Field<Document>> Top = new Dictionary<string, Field<Document>>
+    {
+        ["name"] = Field.Text<Document>((d, v) => d with { Name = v }),
+        ["description"] = Field.Text<Document>((d, v) => d with { Description = v }),
+        ["seeds"] = new((d, node, path, reader) => reader.IntList(node, path) is { } seeds ? d with { Seeds = seeds } : d),
+        ["torch_threads"] = Field.Int<Document>((d, v) => d with { TorchThreads = v }),
+        ["task"] = Field.Block<Document, TaskSpec>(d => d.Task ?? new TaskSpec { Kind = "" }, Task, (d, v) => d with { Task = v }),
+        ["loop"] = new((d, node, path, reader) => d with { Loop = reader.Block(node, path, d.Loop, Loop), LoopNode = node }),
+        ["methods"] = Field.Node<Document>((d, v) => d with { Methods = v }),
+    };
+
+    /// <summary>A method's hyperparameters: exactly the names in its registry defaults.</summary>
+    public static IReadOnlyDictionary<string, Field<Dictionary<string, double>>> Parameters(IEnumerable<string> names) =>
+        names.Order(StringComparer.Ordinal).ToDictionary(
+            name => name,
+            name => Field.Number<Dictionary<string, double>>((d, v) => { d[name] = v; return d; }));
+}

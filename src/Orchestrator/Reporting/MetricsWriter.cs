@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using PrefTune.Messages;
+using PrefTune.Orchestrator.Runs;
+
+namespace PrefTune.Orchestrator.Reporting;
+
+/// <summary>
+/// Writes every evaluation and gradient step of a set of runs as <c>metrics.jsonl</c> (one JSON object per
+/// line, with the ecosystem's metric names, e.g. <c>eval/gold_reward_mean</c>, <c>train/loss</c>) and the
+/// evaluations alone as <c>metrics.csv</c>.
+/// </summary>
+public static class MetricsWriter
+{
+    public const string CsvHeader = "label,seed,step,gold_reward_mean,gold_reward_std,entropy";
+
+    public static void WriteJsonl(string path, IReadOnlyList<RunOutcome> outcomes) =>
+        File.WriteAllLines(path, JsonLines(outcomes));
+
+    public static void WriteCsv(string path, IReadOnlyList<RunOutcome> outcomes) =>
+        File.WriteAllLines(path, CsvLines(outcomes));
+
+    /// <summary>Per run, its train and eval lines in step order (the evaluation at step s follows gradient step s).</summary>
+    public static IEnumerable<string> JsonLines(IReadOnlyList<RunOutcome> outcomes) =>
+        from outcome in outcomes
+        from line in outcome.Evaluations.Select(e => (e.Step, Order: 1, Json: EvalLine(outcome, e)))
+            .Concat(outcome.Updates.Select(u => (u.Step, Order: 0, Json: TrainLine(outcome, u))))
+            .OrderBy(l => l.Step).ThenBy(l => l.Order)
+        select line.Json.ToJsonString();
+
+    public static IEnumerable<string> CsvLines(IReadOnlyList<RunOutcome> outcomes) =>
+        outcomes.SelectMany(o => o.Evaluations.Select(e => string.Join(",",
+                Csv(o.Spec.Label), Invariant(o.Spec.Seed), Invariant(e.Step),
+                Invariant(e.MeanGoldReward), Invariant(e.GoldRewardStd), Invariant(e.Entropy))))
+            .Prepend(CsvHeader);
+
+    private static JsonObject EvalLine(RunOutcome outcome, PolicyEvaluated evaluation)
+    {
+        var line = Header(outcome, "eval", evaluation.Step);
+        line["eval/gold_reward_mean"] = Number(evaluation.MeanGoldReward);
+        line["eval/gold_reward_std"] = Number(evaluation.GoldRewardStd);
+        line["eval/entropy"] = Number(evaluation.Entropy);
+        line["eval/samples"] = evaluation.Samples;
+        foreach (var (name, value) in evaluation.Metrics)
+            line[name] = Number(value);
+        return line;
+    }
+
+    private static JsonObject TrainLine(RunOutcome outcome, UpdateApplied update)
+    {
+        var line = Header(outcome, "train", update.Step);
+        line["train/loss"] = Number(update.Loss);
+        foreach (var (name, value) in update.Metrics)
+            line[name] = Number(value);
+        return line;
+    }
+
+    private static JsonObject Header(RunOutcome outcome, string kind, int step) => new()
+    {
+        ["run_id"] = outcome.RunId.ToString(),
+        ["label"] = outcome.Spec.Label,
+        ["seed"] = outcome.Spec.Seed,
+        ["kind"] = kind,
+        ["step"] = step,
+    };
+
+    /// <summary>JSON has no NaN or infinity; a diverged value is written as null.</summary>
+    private static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+
+    private static string Invariant(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
+
+    private static string Csv(string text) =>
+        text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
+}

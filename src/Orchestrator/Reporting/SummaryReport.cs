@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PrefTune.Orchestrator.Experiments;
+using PrefTune.Orchestrator.Runs;
+using Spectre.Console;
+
+namespace PrefTune.Orchestrator.Reporting;
+
+/// <summary>One method label of an experiment, aggregated over its seeds.</summary>
+public sealed record MethodSummary
+{
+    public required string Label { get; init; }
+    /// <summary>Registry name of the method.</summary>
+    public required string Method { get; init; }
+    /// <summary>"online" or "offline".</summary>
+    public required string Data { get; init; }
+    /// <summary>Mean over seeds of each run's last evaluation; null when no run was evaluated.</summary>
+    public required double? FinalGoldReward { get; init; }
+    /// <summary>Lowest and highest per-seed final gold reward; only with more than one seed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? FinalGoldRewardMin { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? FinalGoldRewardMax { get; init; }
+    /// <summary>Gradient steps per run, mean over seeds (rounded).</summary>
+    public required int GradientSteps { get; init; }
+    /// <summary>Training samples drawn per run (policy samples or dataset responses), mean over seeds (rounded).</summary>
+    public required int SamplesDrawn { get; init; }
+    public required IReadOnlyList<Guid> RunIds { get; init; }
+    public required IReadOnlyList<int> Seeds { get; init; }
+    /// <summary>Runs of this label that failed (their last evaluation still counts).</summary>
+    public required int RunsFailed { get; init; }
+}
+
+/// <summary>The end-of-experiment table: per method label, the final mean gold reward and what it cost.</summary>
+public sealed class SummaryReport
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public SummaryReport(Experiment experiment, IReadOnlyList<RunOutcome> outcomes) : this(experiment.Name, outcomes) { }
+
+    /// <summary>Groups the runs by label, in the order the labels first appear.</summary>
+    public SummaryReport(string experiment, IReadOnlyList<RunOutcome> outcomes)
+    {
+        Experiment = experiment;
+        Methods = outcomes.GroupBy(o => o.Spec.Label).Select(Summarize).ToList();
+    }
+
+    public string Experiment { get; }
+    public IReadOnlyList<MethodSummary> Methods { get; }
+
+    /// <summary>
+    /// <c>{experiment, [report_folder,] methods: [{label, method, data, final_gold_reward, ...}]}</c>, indented,
+    /// snake_case; <paramref name="reportFolder"/> is included when given (the CLI's <c>--json</c> output).
+    /// </summary>
+    public string ToJson(string? reportFolder = null) =>
+        JsonSerializer.Serialize(new Document(Experiment, reportFolder, Methods), Json);
+
+    private sealed record Document(
+        string Experiment,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ReportFolder,
+        IReadOnlyList<MethodSummary> Methods);
+
+    public Table Render()
+    {
+        var table = new Table().Title(Markup.Escape(Experiment))
+            .AddColumns("method", "data", "final gold reward", "gradient steps", "samples drawn", "runs");
+        foreach (var m in Methods)
+            table.AddRow(Markup.Escape(m.Label), m.Data, Reward(m), Invariant(m.GradientSteps), Invariant(m.SamplesDrawn),
+                Markup.Escape(string.Join(" ", m.RunIds.Zip(m.Seeds, (id, seed) => $"{id.ToString()[..8]} (seed {seed})")))
+                + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""));
+        return table;
+    }
+
+    private static MethodSummary Summarize(IGrouping<string, RunOutcome> runs)
+    {
+        var finals = runs.Select(r => r.FinalGoldReward).OfType<double>().ToList();
+        var several = runs.Count() > 1 && finals.Count > 0;
+        return new MethodSummary
+        {
+            Label = runs.Key,
+            Method = runs.First().Spec.Method.Name,
+            Data = runs.First().Spec.Method.Data.ToString().ToLowerInvariant(),
+            FinalGoldReward = finals.Count == 0 ? null : finals.Average(),
+            FinalGoldRewardMin = several ? finals.Min() : null,
+            FinalGoldRewardMax = several ? finals.Max() : null,
+            GradientSteps = (int)Math.Round(runs.Average(r => r.GradientSteps)),
+            SamplesDrawn = (int)Math.Round(runs.Average(r => r.SamplesDrawn)),
+            RunIds = runs.Select(r => r.RunId).ToList(),
+            Seeds = runs.Select(r => r.Spec.Seed).ToList(),
+            RunsFailed = runs.Count(r => r.Status == "failed"),
+        };
+    }
+
+    private static string Reward(MethodSummary m) =>
+        m.FinalGoldReward is not { } mean ? "-"
+        : m.FinalGoldRewardMin is { } min && m.FinalGoldRewardMax is { } max
+            ? $"{Invariant(mean, "F3")} [grey]({Invariant(min, "F3")} to {Invariant(max, "F3")})[/]"
+            : Invariant(mean, "F3");
+
+    private static string Invariant(IFormattable value, string? format = null) =>
+        value.ToString(format, CultureInfo.InvariantCulture);
+}

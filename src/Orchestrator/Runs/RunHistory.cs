@@ -1,0 +1,65 @@
+using Marten;
+using PrefTune.Messages;
+
+namespace PrefTune.Orchestrator.Runs;
+
+/// <summary>Counts of what a run's stream records: the numbers `preftune show` reports.</summary>
+public sealed record RunCounts
+{
+    public int TrainingBatches { get; init; }
+    public int DatasetBatches { get; init; }
+    public int SamplesGenerated { get; init; }
+    public int SamplesScored { get; init; }
+    public int BatchesAssembled { get; init; }
+    public int SamplesConsumed { get; init; }
+    public int Updates { get; init; }
+    public int Checkpoints { get; init; }
+    public int Evaluations { get; init; }
+    public int Events { get; init; }
+}
+
+/// <summary>A run rebuilt from its event stream alone: the facts are the source of truth.</summary>
+public sealed record RunRecord(RunStarted Started, RunOutcome Outcome, RunCounts Counts, DateTimeOffset? EndedAt);
+
+public static class RunHistory
+{
+    public static async Task<RunRecord?> LoadAsync(IDocumentStore store, Guid runId, CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        var events = (await session.Events.FetchStreamAsync(runId, token: ct)).Select(e => e.Data).ToList();
+        if (events.FirstOrDefault() is not RunStarted started) return null;
+
+        var generated = events.OfType<RolloutsGenerated>().ToList();
+        var updates = events.OfType<UpdateApplied>().ToList();
+        var evaluations = events.OfType<PolicyEvaluated>().ToList();
+        var completed = events.OfType<RunCompleted>().LastOrDefault();
+        var failed = events.OfType<RunFailed>().LastOrDefault();
+        var counts = new RunCounts
+        {
+            TrainingBatches = generated.Count(g => g.Purpose == RolloutPurpose.Training),
+            DatasetBatches = generated.Count(g => g.Purpose == RolloutPurpose.Dataset),
+            SamplesGenerated = generated.Sum(g => g.Rollouts.Count),
+            SamplesScored = events.OfType<RolloutsScored>().Sum(s => s.Scores.Count),
+            BatchesAssembled = events.OfType<TrainingBatchAssembled>().Count(),
+            SamplesConsumed = updates.Sum(u => u.SampleIds.Count),
+            Updates = updates.Count,
+            Checkpoints = events.OfType<CheckpointPublished>().Count(),
+            Evaluations = evaluations.Count,
+            Events = events.Count,
+        };
+        var endedAt = completed?.CompletedAt ?? failed?.FailedAt;
+        var outcome = new RunOutcome
+        {
+            RunId = runId,
+            Spec = started.Spec,
+            Status = completed is not null ? "completed" : failed is not null ? "failed" : "running",
+            FailureReason = failed is null ? null : $"{failed.Stage}: {failed.Reason}",
+            Evaluations = evaluations,
+            Updates = updates,
+            SamplesDrawn = counts.SamplesGenerated,
+            GradientSteps = updates.Count,
+            Elapsed = (endedAt ?? DateTimeOffset.UtcNow) - started.StartedAt,
+        };
+        return new RunRecord(started, outcome, counts, endedAt);
+    }
+}

@@ -1,0 +1,23 @@
+using PrefTune.Messages;
+
+namespace PrefTune.Orchestrator.Runs;
+
+/// <summary>What one finished run produced, as the reports need it (rebuilt from its events).</summary>
+public sealed record RunOutcome
+{
+    public required Guid RunId { get; init; }
+    public required RunSpec Spec { get; init; }
+    /// <summary>"completed" or "failed".</summary>
+    public required string Status { get; init; }
+    public string? FailureReason { get; init; }
+    /// <summary>Evaluations in step order (step 0 is the reference policy).</summary>
+    public required IReadOnlyList<PolicyEvaluated> Evaluations { get; init; }
+    /// <summary>Every gradient step in order.</summary>
+    public required IReadOnlyList<UpdateApplied> Updates { get; init; }
+    /// <summary>Samples drawn from the policy for training or the dataset (not evaluation).</summary>
+    public required int SamplesDrawn { get; init; }
+    public required int GradientSteps { get; init; }
+    public required TimeSpan Elapsed { get; init; }
+
+    public double? FinalGoldReward => Evaluations.Count == 0 ? null : Evaluations[^1].MeanGoldReward;
+}

@@ -1,0 +1,94 @@
+using PrefTune.Messages;
+using PrefTune.Storage.Checkpoints;
+using PrefTune.Training;
+using PrefTune.Training.Policies;
+using PrefTune.Training.Tasks;
+
+using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
+
+namespace PrefTune.Sampler;
+
+/// <summary>
+/// The Sampler's policies, one per run, each at a known checkpoint. A request for another version loads
+/// it from the checkpoint store (by hash, so a version always means the same weights). One gate: libtorch
+/// work in this process is serialized, which also keeps it deterministic.
+/// </summary>
+public sealed class PolicyCache(ICheckpointStore store) : IDisposable
+{
+    private const int MaxRuns = 8;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<Guid, LoadedPolicy> _runs = [];
+
+    private sealed class LoadedPolicy(IPreferenceTask task, PolicyModel policy)
+    {
+        public IPreferenceTask Task { get; } = task;
+        public PolicyModel Policy { get; } = policy;
+        public CheckpointRef? Checkpoint { get; set; }
+        public long LastUsed { get; set; }
+    }
+
+    /// <summary>Runs <paramref name="use"/> on the run's policy loaded at <paramref name="checkpoint"/>.</summary>
+    public async Task<T> UseAsync<T>(Guid runId, TaskSpec spec, CheckpointRef checkpoint, int torchThreads,
+        Func<IPreferenceTask, PolicyModel, T> use, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            TorchRuntime.UseThreads(torchThreads);
+            var loaded = await LoadAsync(runId, spec, checkpoint, cancellationToken);
+            return use(loaded.Task, loaded.Policy);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Loads a newly published checkpoint ahead of the next request, if the run is known here.</summary>
+    public async Task PrefetchAsync(Guid runId, CheckpointRef checkpoint, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_runs.TryGetValue(runId, out var loaded) && (loaded.Checkpoint?.Version ?? -1) < checkpoint.Version)
+                await LoadAsync(runId, loaded.Task.Spec, checkpoint, cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<LoadedPolicy> LoadAsync(Guid runId, TaskSpec spec, CheckpointRef checkpoint, CancellationToken cancellationToken)
+    {
+        if (!_runs.TryGetValue(runId, out var loaded))
+        {
+            EvictLeastRecentlyUsed();
+            var task = TaskFactory.Create(spec);
+            loaded = new LoadedPolicy(task, task.CreatePolicy(seed: 0));
+            _runs[runId] = loaded;
+        }
+        if (loaded.Checkpoint?.Sha256 != checkpoint.Sha256)
+        {
+            loaded.Policy.LoadWeights(await store.GetAsync(checkpoint, cancellationToken));
+            loaded.Checkpoint = checkpoint;
+        }
+        loaded.LastUsed = Environment.TickCount64;
+        return loaded;
+    }
+
+    private void EvictLeastRecentlyUsed()
+    {
+        if (_runs.Count < MaxRuns) return;
+        var oldest = _runs.MinBy(r => r.Value.LastUsed);
+        oldest.Value.Policy.Dispose();
+        _runs.Remove(oldest.Key);
+    }
+
+    public void Dispose()
+    {
+        foreach (var loaded in _runs.Values) loaded.Policy.Dispose();
+        _runs.Clear();
+        _gate.Dispose();
+    }
+}

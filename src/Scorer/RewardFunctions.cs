@@ -1,0 +1,32 @@
+using System.Collections.Concurrent;
+using PrefTune.Messages;
+using PrefTune.Training.Tasks;
+
+using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
+
+namespace PrefTune.Scorer;
+
+/// <summary>
+/// Turns rollouts into rewards. Today the training reward is the task's gold reward (the bandit study
+/// trains on it directly); a learned Bradley-Terry proxy reward model plugs in through
+/// <see cref="ScoreRollouts.RewardModel"/> with the synthetic length tasks.
+/// </summary>
+public sealed class RewardFunctions
+{
+    private readonly ConcurrentDictionary<TaskSpec, IPreferenceTask> _tasks = new();
+
+    public IReadOnlyList<RolloutScore> Score(ScoreRollouts request)
+    {
+        if (request.RewardModel is not null)
+            throw new NotSupportedException(
+                $"rewardModel: learned reward models are not served by this Scorer yet (got {request.RewardModel.Uri})");
+        var task = _tasks.GetOrAdd(request.Task, TaskFactory.Create);
+        return request.Rollouts
+            .Select(rollout =>
+            {
+                var gold = task.GoldReward(rollout);
+                return new RolloutScore { SampleId = rollout.SampleId, Reward = gold, GoldReward = gold };
+            })
+            .ToList();
+    }
+}

@@ -1,0 +1,56 @@
+using static TorchSharp.torch;
+
+namespace PrefTune.Training.Methods;
+
+/// <summary>
+/// DPO (Rafailov et al. 2023; PAPER.md, Losses) on every ranked pair of a prompt group:
+/// h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), L = mean over pairs of
+/// -log sigmoid(beta * h). Sequence-level log-probs. Offline on D_pref, or on-policy when the Orchestrator
+/// feeds it the policy's own samples ranked by the reward.
+/// </summary>
+public sealed class Dpo(double beta, double threshold) : IPreferenceLoss
+{
+    // beta: the bandit's 0.05 (the paper's LLM runs use 0.1); threshold: minimum reward gap of a pair.
+    private static readonly Dictionary<string, double> DefaultParameters = new() { ["beta"] = 0.05, ["threshold"] = 0 };
+
+    public static MethodDescriptor Descriptor { get; } = new()
+    {
+        Name = "dpo",
+        Summary = "-log sigmoid(beta * h) on ranked pairs, h the chosen-minus-rejected log-ratio to pi_ref",
+        Axes = new MethodAxes(OnPolicySampling: true, OfflineData: true, SampleReuse: true, NegativeGradient: true),
+        Defaults = DefaultParameters,
+        Create = given =>
+        {
+            var p = MethodParameters.Resolve("dpo", DefaultParameters, given);
+            return new Dpo(p.Require("dpo", "beta", b => b > 0, "must be positive"),
+                p.Require("dpo", "threshold", t => t >= 0, "at least 0"));
+        },
+    };
+
+    public LossOutput Compute(GroupBatch batch)
+    {
+        var pairs = PreferencePairs.Build(batch.Rewards, threshold);
+        if (pairs.Count == 0)
+            return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) });
+
+        var chosenLogps = pairs.Chosen(batch.LogProbs);                                  // [P]
+        var rejectedLogps = pairs.Rejected(batch.LogProbs);                              // [P]
+        var chosenRatio = chosenLogps - pairs.Chosen(batch.RefLogProbs);                 // [P] log pi/pi_ref (y_w)
+        var rejectedRatio = rejectedLogps - pairs.Rejected(batch.RefLogProbs);           // [P] log pi/pi_ref (y_l)
+        var h = chosenRatio - rejectedRatio;                                             // [P]
+        var loss = -nn.functional.logsigmoid(beta * h).mean();                           // []
+
+        var chosenRewards = (beta * chosenRatio).detach();                               // TRL's implicit rewards
+        var rejectedRewards = (beta * rejectedRatio).detach();
+        return new LossOutput(loss, new Dictionary<string, Tensor>
+        {
+            ["rewards/chosen"] = chosenRewards.mean(),
+            ["rewards/rejected"] = rejectedRewards.mean(),
+            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
+            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
+            ["logps/chosen"] = chosenLogps.detach().mean(),
+            ["logps/rejected"] = rejectedLogps.detach().mean(),
+            ["pairs"] = tensor((float)pairs.Count),
+        });
+    }
+}

@@ -1,0 +1,22 @@
+namespace PrefTune.Training.Methods;
+
+/// <summary>Every preference fine-tuning method PrefTune knows. Adding a method: one file with a Descriptor, one line here.</summary>
+public static class MethodRegistry
+{
+    public static IReadOnlyList<MethodDescriptor> All { get; } =
+    [
+        PrefFt.Descriptor,
+        BestOfN.Descriptor,
+        Dpo.Descriptor,
+        Reinforce.Descriptor,
+    ];
+
+    /// <exception cref="ArgumentException">Unknown name (the message lists the known ones).</exception>
+    public static MethodDescriptor Get(string name) =>
+        All.FirstOrDefault(m => m.Name == name)
+        ?? throw new ArgumentException($"unknown method '{name}'; known: {string.Join(", ", All.Select(m => m.Name))}", nameof(name));
+
+    /// <summary>A fresh loss for the method, its defaults overridden by <paramref name="parameters"/>.</summary>
+    public static IPreferenceLoss Create(string name, IReadOnlyDictionary<string, double>? parameters = null) =>
+        Get(name).Create(parameters ?? new Dictionary<string, double>());
+}

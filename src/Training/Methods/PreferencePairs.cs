@@ -1,0 +1,39 @@
+using static TorchSharp.torch;
+
+namespace PrefTune.Training.Methods;
+
+/// <summary>
+/// All ordered pairs (y_w, y_l) within a prompt group whose rewards differ by more than a threshold:
+/// r_w - r_l &gt; threshold (PAPER.md, on-policy DPO: "pairs kept only when the reward gap exceeds a
+/// threshold"). Ties never form pairs. C responses with distinct rewards give C(C-1)/2 pairs (45 for C = 10).
+/// Index tensors are [P] int64 in (group, winner, loser) lexicographic order, living in the caller's dispose scope.
+/// </summary>
+public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, int Count, int ResponsesPerGroup)
+{
+    /// <param name="rewards">[G, C] rewards.</param>
+    /// <param name="threshold">Minimum reward gap, at least 0.</param>
+    public static PreferencePairs Build(Tensor rewards, double threshold = 0)
+    {
+        if (rewards.dim() != 2) throw new ArgumentException($"rewards must be [G, C], got [{string.Join(", ", rewards.shape)}]", nameof(rewards));
+        if (!(threshold >= 0)) throw new ArgumentOutOfRangeException(nameof(threshold), threshold, "threshold must be at least 0 (ties never form pairs)");
+        using var scope = NewDisposeScope();
+        var r = rewards.detach();
+        var gap = r.unsqueeze(2) - r.unsqueeze(1);   // [G, C, C]: gap[g, w, l] = r_w - r_l
+        var index = (gap > threshold).nonzero();      // [P, 3]: (g, w, l)
+        return new PreferencePairs(
+            index.select(1, 0).MoveToOuterDisposeScope(),
+            index.select(1, 1).MoveToOuterDisposeScope(),
+            index.select(1, 2).MoveToOuterDisposeScope(),
+            (int)index.shape[0],
+            (int)rewards.shape[1]);
+    }
+
+    /// <summary>values[g, w] for every pair: [G, C] -> [P].</summary>
+    public Tensor Chosen(Tensor values) => values.reshape(-1).index_select(0, Group * ResponsesPerGroup + Winner);
+
+    /// <summary>values[g, l] for every pair: [G, C] -> [P].</summary>
+    public Tensor Rejected(Tensor values) => values.reshape(-1).index_select(0, Group * ResponsesPerGroup + Loser);
+
+    /// <summary>The loss when there are no pairs: exactly 0, still connected to the graph (zero gradient), never NaN.</summary>
+    public static Tensor ZeroLoss(GroupBatch batch) => batch.LogProbs.sum() * 0;
+}

@@ -1,0 +1,22 @@
+using PrefTune.Messages;
+using PrefTune.Training.Tasks.Bandit;
+
+namespace PrefTune.Training.Tasks;
+
+/// <summary>Builds the task a <see cref="TaskSpec"/> names. A new task kind is one case here.</summary>
+public static class TaskFactory
+{
+    /// <summary>Known values of <see cref="TaskSpec.Kind"/>.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["bandit"];
+
+    /// <exception cref="ArgumentException">Unknown task.kind or an invalid task block (the message names the field).</exception>
+    public static IPreferenceTask Create(TaskSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return spec.Kind switch
+        {
+            "bandit" => new BanditTask(spec),
+            _ => throw new ArgumentException($"task.kind: unknown task kind '{spec.Kind}'; known: {string.Join(", ", Kinds)}", nameof(spec)),
+        };
+    }
+}

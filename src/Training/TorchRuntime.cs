@@ -1,0 +1,24 @@
+using static TorchSharp.torch;
+
+namespace PrefTune.Training;
+
+/// <summary>Process-wide libtorch settings. Results are bit-identical across processes only at equal thread counts.</summary>
+public static class TorchRuntime
+{
+    private static readonly Lock Gate = new();
+
+    /// <summary>Held while seeding libtorch's global generator and building modules from it, so that two
+    /// runs initialising at once in one process cannot interleave their draws.</summary>
+    public static readonly Lock GlobalSeedLock = new();
+
+    /// <summary>Sets libtorch's intra-op thread count if it differs (cheap to call before every command).</summary>
+    public static void UseThreads(int threads)
+    {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "torch_threads must be at least 1");
+        lock (Gate)
+        {
+            if (get_num_threads() != threads)
+                set_num_threads(threads);
+        }
+    }
+}

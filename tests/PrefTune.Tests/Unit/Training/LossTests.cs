@@ -1,0 +1,231 @@
+using PrefTune.Training.Methods;
+using Xunit;
+using static PrefTune.Tests.Unit.Training.Batches;
+using static TorchSharp.torch;
+
+namespace PrefTune.Tests.Unit.Training;
+
+public class Building_preference_pairs
+{
+    [Fact]
+    public void Gives_every_ordered_pair_with_a_positive_reward_gap_in_group_winner_loser_order()
+    {
+        using var scope = NewDisposeScope();
+        var pairs = PreferencePairs.Build(tensor(new float[,] { { 3, 1, 2 }, { 0, 5, 5 } }));
+
+        Assert.Equal(5, pairs.Count);   // group 0: (0,1) (0,2) (2,1); group 1: (1,0) (2,0), the tie 1-2 forms no pair
+        Assert.Equal([0L, 0, 0, 1, 1], pairs.Group.data<long>().ToArray());
+        Assert.Equal([0L, 0, 2, 1, 2], pairs.Winner.data<long>().ToArray());
+        Assert.Equal([1L, 2, 1, 0, 0], pairs.Loser.data<long>().ToArray());
+        Assert.Equal([3f, 3, 2, 5, 5], pairs.Chosen(tensor(new float[,] { { 3, 1, 2 }, { 0, 5, 5 } })).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Gives_45_pairs_for_10_distinct_rewards()
+    {
+        using var scope = NewDisposeScope();
+        Assert.Equal(45, PreferencePairs.Build(arange(10, dtype: ScalarType.Float32).unsqueeze(0)).Count);
+    }
+
+    [Fact]
+    public void Keeps_only_gaps_above_the_threshold()
+    {
+        using var scope = NewDisposeScope();
+        var pairs = PreferencePairs.Build(tensor(new float[,] { { 3, 1, 2 } }), threshold: 1.5);
+
+        Assert.Equal(1, pairs.Count);
+        Assert.Equal(0L, pairs.Winner.item<long>());
+        Assert.Equal(1L, pairs.Loser.item<long>());
+    }
+
+    [Fact]
+    public void Rejects_a_negative_threshold()
+    {
+        using var scope = NewDisposeScope();
+        Assert.Throws<ArgumentOutOfRangeException>(() => PreferencePairs.Build(zeros(1, 2), threshold: -1));
+    }
+}
+
+public class The_dpo_loss
+{
+    [Fact]
+    public void Is_ln2_with_gradient_minus_beta_over_2_per_pair_when_the_policy_equals_the_reference()
+    {
+        using var scope = NewDisposeScope();
+        const double beta = 0.05;
+        // Two groups of three distinct rewards: 3 pairs each, 6 in all. Response (g, j) wins w and loses l pairs,
+        // so d loss / d logp = (l - w) * (beta / 2) / 6.
+        var batch = Of(new float[,] { { -1, -2, -3 }, { -0.5f, -4, -2 } }, new float[,] { { 0.1f, 0.5f, 0.3f }, { 2, 1, 0 } });
+
+        var output = new Dpo(beta, threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(Math.Log(2), Value(output.Loss), 6);
+        Assert.Equal(6, Value(output.Metrics["pairs"]));
+        var unit = beta / 2 / 6;
+        Assert.Equal(unit * 2, gradient[0, 0], 6);    // loses 2
+        Assert.Equal(-unit * 2, gradient[0, 1], 6);   // wins 2
+        Assert.Equal(0, gradient[0, 2], 6);           // wins 1, loses 1
+        Assert.Equal(-unit * 2, gradient[1, 0], 6);
+        Assert.Equal(0, gradient[1, 1], 6);
+        Assert.Equal(unit * 2, gradient[1, 2], 6);
+        Assert.Equal(0, Value(output.Metrics["rewards/margins"]), 6);
+        Assert.Equal(0, Value(output.Metrics["rewards/accuracies"]), 6);
+    }
+
+    [Fact]
+    public void Is_minus_log_sigmoid_of_beta_h_with_trl_metrics_when_the_policy_has_moved()
+    {
+        using var scope = NewDisposeScope();
+        // log pi/pi_ref: chosen +1, rejected -1, so h = 2; beta = 0.5 gives beta * h = 1.
+        var batch = Of(new float[,] { { -1, -3 } }, new float[,] { { 1, 0 } }, refLogProbs: new float[,] { { -2, -2 } });
+
+        var output = new Dpo(beta: 0.5, threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        var sigmoidMinus1 = 1 / (1 + Math.E);
+        Assert.Equal(Math.Log(1 + Math.Exp(-1)), Value(output.Loss), 6);
+        Assert.Equal(-0.5 * sigmoidMinus1, gradient[0, 0], 6);   // push the chosen up
+        Assert.Equal(0.5 * sigmoidMinus1, gradient[0, 1], 6);    // the negative gradient: push the rejected down
+        Assert.Equal(0.5, Value(output.Metrics["rewards/chosen"]), 6);
+        Assert.Equal(-0.5, Value(output.Metrics["rewards/rejected"]), 6);
+        Assert.Equal(1, Value(output.Metrics["rewards/margins"]), 6);
+        Assert.Equal(1, Value(output.Metrics["rewards/accuracies"]), 6);
+        Assert.Equal(-1, Value(output.Metrics["logps/chosen"]), 6);
+        Assert.Equal(-3, Value(output.Metrics["logps/rejected"]), 6);
+    }
+}
+
+public class The_pref_ft_loss
+{
+    [Fact]
+    public void Has_gradient_minus_one_over_length_on_the_chosen_and_none_on_the_rejected()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -2, -1 } }, new float[,] { { 1, 0 } }, lengths: new float[,] { { 4, 1 } });
+
+        var output = new PrefFt(threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(0.5, Value(output.Loss), 6);   // -(-2) / 4
+        Assert.Equal(-0.25, gradient[0, 0], 6);
+        Assert.Equal(0, gradient[0, 1]);
+    }
+
+    [Fact]
+    public void Averages_over_pairs_so_a_response_that_wins_twice_counts_twice()
+    {
+        using var scope = NewDisposeScope();
+        // Rewards 3, 1, 2: pairs (0,1) (0,2) (2,1); lengths 2, 1, 4.
+        var batch = Of(new float[,] { { -1, -2, -3 } }, new float[,] { { 3, 1, 2 } }, lengths: new float[,] { { 2, 1, 4 } });
+
+        var output = new PrefFt(threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal((0.5 + 0.5 + 0.75) / 3, Value(output.Loss), 6);
+        Assert.Equal(-2.0 / 2 / 3, gradient[0, 0], 6);
+        Assert.Equal(0, gradient[0, 1]);
+        Assert.Equal(-1.0 / 4 / 3, gradient[0, 2], 6);
+        Assert.Equal(3, Value(output.Metrics["pairs"]));
+    }
+}
+
+public class The_best_of_n_loss
+{
+    [Fact]
+    public void Trains_only_on_the_highest_reward_response_of_each_group_token_mean()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -2 }, { -3, -4 } }, new float[,] { { 0, 1 }, { 2, 1 } }, lengths: new float[,] { { 1, 2 }, { 3, 1 } });
+
+        var output = new BestOfN().Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(1, Value(output.Loss), 6);   // mean(2/2, 3/3)
+        Assert.Equal(0, gradient[0, 0]);
+        Assert.Equal(-1.0 / 2 / 2, gradient[0, 1], 6);
+        Assert.Equal(-1.0 / 3 / 2, gradient[1, 0], 6);
+        Assert.Equal(0, gradient[1, 1]);
+        Assert.Equal(1.5, Value(output.Metrics["rewards/best"]), 6);
+    }
+}
+
+public class The_reinforce_loss
+{
+    [Fact]
+    public void Uses_no_baseline_on_the_first_batch_then_the_running_mean_of_earlier_batches()
+    {
+        using var scope = NewDisposeScope();
+        var loss = new Reinforce(momentum: 0.9, klCoef: 0);
+
+        // Batch 1, b = 0: weights = r = (1, 3); loss = -mean(1 * -1 + 3 * -2) = 3.5; d/dlogp = -w / N.
+        var first = Of(new float[,] { { -1, -2 } }, new float[,] { { 1, 3 } });
+        var output = loss.Compute(first);
+        var gradient = Gradient(first, output.Loss);
+        Assert.Equal(3.5, Value(output.Loss), 6);
+        Assert.Equal(-0.5, gradient[0, 0], 6);
+        Assert.Equal(-1.5, gradient[0, 1], 6);
+        Assert.Equal(0, Value(output.Metrics["baseline"]));
+        Assert.Equal(2, loss.Baseline, 6);   // the first batch sets b = mean(r)
+
+        // Batch 2, b = 2: weights (2, -2): a negative gradient on the below-baseline sample.
+        var second = Of(new float[,] { { -1, -1 } }, new float[,] { { 4, 0 } });
+        output = loss.Compute(second);
+        gradient = Gradient(second, output.Loss);
+        Assert.Equal(0, Value(output.Loss), 6);
+        Assert.Equal(-1, gradient[0, 0], 6);
+        Assert.Equal(1, gradient[0, 1], 6);
+        Assert.Equal(2, loss.Baseline, 6);   // 0.9 * 2 + 0.1 * mean(4, 0)
+
+        // Batch 3: b = 0.9 * 2 + 0.1 * 5 afterwards.
+        var third = Of(new float[,] { { -1, -1 } }, new float[,] { { 5, 5 } });
+        loss.Compute(third);
+        Assert.Equal(2.3, loss.Baseline, 5);
+    }
+
+    [Fact]
+    public void Clips_the_weight_at_10()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1 } }, new float[,] { { 100 } });
+
+        var output = new Reinforce(momentum: 0.9, klCoef: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(-10, gradient[0, 0], 6);
+    }
+
+    [Fact]
+    public void Shapes_the_reward_with_the_detached_kl_penalty()
+    {
+        using var scope = NewDisposeScope();
+        // log pi/pi_ref = 1 on both; kl_coef 0.5: r~ = r - 0.5, and no gradient flows through the log-ratio.
+        var batch = Of(new float[,] { { -1, -1 } }, new float[,] { { 1, 3 } }, refLogProbs: new float[,] { { -2, -2 } });
+
+        var output = new Reinforce(momentum: 0.9, klCoef: 0.5).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(-0.25, gradient[0, 0], 6);   // -(1 - 0.5) / 2
+        Assert.Equal(-1.25, gradient[0, 1], 6);   // -(3 - 0.5) / 2
+        Assert.Equal(1, Value(output.Metrics["kl"]), 6);
+    }
+}
+
+public class A_pair_method_on_a_minibatch_of_ties
+{
+    [Theory]
+    [InlineData("pref-ft")]
+    [InlineData("dpo")]
+    public void Gives_a_zero_loss_connected_to_the_graph_and_no_pairs(string method)
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -2, -3 } }, new float[,] { { 1, 1, 1 } });
+
+        var output = MethodRegistry.Create(method).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(0, Value(output.Loss));
+        Assert.Equal(0, Value(output.Metrics["pairs"]));
+        Assert.All(new[] { gradient[0, 0], gradient[0, 1], gradient[0, 2] }, g => Assert.Equal(0, g));
+    }
+}
