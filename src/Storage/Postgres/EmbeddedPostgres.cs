@@ -62,7 +62,10 @@ public static class EmbeddedPostgres
         if (!File.Exists(Path.Combine(dataDir, "postmaster.pid"))) return;
         var bin = FindBinaries(InstalledVersion(dataDir));
         var cluster = new Cluster(root, RunAsServiceUser: IsRoot());
-        await RunAsync(cluster, Path.Combine(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "-t", "60", "stop"], CancellationToken.None);
+        var pgCtl = Path.Combine(bin, "pg_ctl");
+        // exit 3: not running (a crash or a reboot left a stale pid file); pg_ctl start copes with that later
+        if (await RunAsync(cluster, pgCtl, ["-D", dataDir, "status"], CancellationToken.None, check: false) == 3) return;
+        await RunAsync(cluster, pgCtl, ["-D", dataDir, "-m", "fast", "-w", "-t", "60", "stop"], CancellationToken.None);
     }
 
     /// <summary>Where the cluster of <paramref name="dataFolder"/> lives (it moves to /var/tmp when the postgres user cannot reach the folder).</summary>
@@ -112,13 +115,22 @@ public static class EmbeddedPostgres
         var socketDir = cluster.Root.Length + ".s.PGSQL.65535.lock".Length + 2 < 100 ? cluster.Root : "";
         var options = $"-p {port} -h 127.0.0.1 -k '{socketDir}' {Environment.GetEnvironmentVariable(FlagsVariable)}".Trim();
         var log = Path.Combine(cluster.Root, "server.log");
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await RunAsync(cluster, Path.Combine(bin, "pg_ctl"), ["-D", dataDir, "-l", log, "-w", "-t", "60", "-o", options, "start"], ct);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new InvalidOperationException($"{e.Message}{Environment.NewLine}server log {log}:{Environment.NewLine}{Tail(log)}", e);
+            try
+            {
+                await RunAsync(cluster, Path.Combine(bin, "pg_ctl"), ["-D", dataDir, "-l", log, "-w", "-t", "60", "-o", options, "start"], ct);
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                // after a crash the old server's backends may hold its shared memory for a moment longer
+                await Task.Delay(TimeSpan.FromSeconds(attempt), ct);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException($"{e.Message}{Environment.NewLine}server log {log}:{Environment.NewLine}{Tail(log)}", e);
+            }
         }
     }
 
@@ -201,7 +213,7 @@ public static class EmbeddedPostgres
         return process.ExitCode == 0;
     }
 
-    private static async Task RunAsync(Cluster? cluster, string program, IReadOnlyList<string> args, CancellationToken ct)
+    private static async Task<int> RunAsync(Cluster? cluster, string program, IReadOnlyList<string> args, CancellationToken ct, bool check = true)
     {
         var info = new ProcessStartInfo
         {
@@ -228,9 +240,11 @@ public static class EmbeddedPostgres
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         await process.WaitForExitAsync(ct);
-        if (process.ExitCode != 0)
+        if (check && process.ExitCode != 0)
             throw new InvalidOperationException(
                 $"{Path.GetFileName(program)} {string.Join(' ', args)} failed (exit {process.ExitCode}): {(await stderr).Trim()} {(await stdout).Trim()}".Trim());
+        await Task.WhenAll(stdout, stderr);
+        return process.ExitCode;
     }
 
     /// <summary>One process at a time per data folder: services started together must not race to create the cluster.</summary>

@@ -16,8 +16,13 @@ public sealed class When_no_database_is_configured(ITestOutputHelper output) : I
     public async Task Should_start_a_private_server_and_reuse_it()
     {
         var clock = Stopwatch.StartNew();
-        var first = await EmbeddedPostgres.EnsureStartedAsync(_dataFolder, CancellationToken.None);
+        // services started together race for the same folder: one creates the cluster, the other reuses it
+        var racing = await Task.WhenAll(
+            EmbeddedPostgres.EnsureStartedAsync(_dataFolder, CancellationToken.None),
+            EmbeddedPostgres.EnsureStartedAsync(_dataFolder, CancellationToken.None));
         var created = clock.Elapsed;
+        var first = racing[0];
+        Assert.Equal(first, racing[1]);
         Assert.Equal("PostgreSQL", (await ScalarAsync(first, "select 'PostgreSQL'"))!.ToString());
         await ScalarAsync(first, "create table kept (x int); insert into kept values (42)");
 
@@ -38,6 +43,18 @@ public sealed class When_no_database_is_configured(ITestOutputHelper output) : I
         Assert.Equal(first, third);
         Assert.Equal(42, await ScalarAsync(third, "select x from kept"));
 
+        // a crash (or a reboot) leaves a stale pid file: the next start recovers the data
+        var postmaster = Path.Combine(EmbeddedPostgres.ClusterDirectory(_dataFolder), "data", "postmaster.pid");
+        using (var server = Process.GetProcessById(int.Parse(File.ReadLines(postmaster).First())))
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+        await WaitUntilClosedAsync(third);
+        var fourth = await EmbeddedPostgres.EnsureStartedAsync(_dataFolder, CancellationToken.None);
+        Assert.Equal(first, fourth);
+        Assert.Equal(42, await ScalarAsync(fourth, "select x from kept"));
+
         output.WriteLine($"private PostgreSQL: created+started {created.TotalMilliseconds:0} ms, reused {reused.TotalMilliseconds:0} ms, " +
                          $"stopped {stopped.TotalMilliseconds:0} ms, restarted {restarted.TotalMilliseconds:0} ms " +
                          $"(cluster {EmbeddedPostgres.ClusterDirectory(_dataFolder)})");
@@ -49,6 +66,19 @@ public sealed class When_no_database_is_configured(ITestOutputHelper output) : I
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return await command.ExecuteScalarAsync();
+    }
+
+    private static async Task WaitUntilClosedAsync(string connectionString)
+    {
+        var port = new NpgsqlConnectionStringBuilder(connectionString).Port;
+        for (var i = 0; i < 100; i++)
+        {
+            using var client = new System.Net.Sockets.TcpClient();
+            try { await client.ConnectAsync("127.0.0.1", port); }
+            catch (System.Net.Sockets.SocketException) { return; }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"port {port} still answers");
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Marten;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PrefTune.Messages;
 using PrefTune.Storage.Events;
@@ -97,6 +98,22 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         var update = Assert.IsType<UpdateApplied>(stream.First(e => e.Data is UpdateApplied).Data);
         Assert.Equal(double.NaN, update.Metrics["train/nan"]);
         Assert.Equal(5, update.SampleIds.Count);
+    }
+
+    [Fact]
+    public async Task Should_serve_the_same_store_through_dependency_injection()
+    {
+        var services = new ServiceCollection().AddPrefTuneEventStore(server.ConnectionString, _schema);
+        await using var provider = services.BuildServiceProvider();
+        var runId = Guid.NewGuid();
+        await using (var session = provider.GetRequiredService<IDocumentSession>())
+        {
+            session.Events.StartStream(runId, RunEvents.Started(runId));
+            await session.SaveChangesAsync();
+        }
+
+        await using var query = _store.QuerySession();
+        Assert.Equal("running", (await query.LoadAsync<RunSummary>(runId))?.Status);
     }
 
     [Fact]
