@@ -10,8 +10,11 @@ namespace PrefTune.Learner;
 /// </summary>
 public sealed class Learners(ICheckpointStore store) : IDisposable
 {
+    /// <summary>Runs kept in memory; an evicted run that comes back is restored from its checkpoints.</summary>
+    private const int MaxRuns = 8;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<Guid, RunLearner> _runs = [];
+    private readonly List<Guid> _recent = [];
 
     public async Task<PolicyInitialized> InitializeAsync(InitializePolicy command, CancellationToken cancellationToken)
     {
@@ -20,8 +23,7 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
         {
             TorchRuntime.UseThreads(command.TorchThreads);
             var (learner, weights, fitLoss) = RunLearner.Initialize(command.Task, command.Seed);
-            if (_runs.Remove(command.RunId, out var previous)) previous.Dispose();
-            _runs[command.RunId] = learner;
+            Keep(command.RunId, learner);
             var checkpoint = await store.PutAsync(0, weights, cancellationToken);
             return new PolicyInitialized { RunId = command.RunId, Reference = checkpoint, Policy = checkpoint, ReferenceFitLoss = fitLoss };
         }
@@ -72,8 +74,21 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
         var policy = await store.GetAsync(command.Policy, cancellationToken);
         var reference = await store.GetAsync(command.Reference, cancellationToken);
         learner = RunLearner.Restore(command.Task, command.Policy, policy, command.Reference, reference);
-        _runs[command.RunId] = learner;
+        Keep(command.RunId, learner);
         return learner;
+    }
+
+    private void Keep(Guid runId, RunLearner learner)
+    {
+        if (_runs.Remove(runId, out var previous)) previous.Dispose();
+        _recent.Remove(runId);
+        if (_recent.Count >= MaxRuns)
+        {
+            if (_runs.Remove(_recent[0], out var oldest)) oldest.Dispose();
+            _recent.RemoveAt(0);
+        }
+        _runs[runId] = learner;
+        _recent.Add(runId);
     }
 
     public void Dispose()

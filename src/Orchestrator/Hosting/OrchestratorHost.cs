@@ -34,7 +34,12 @@ public static class OrchestratorHost
         var roles = string.IsNullOrWhiteSpace(options.Broker) ? AllRoles : [];
         builder.Services.AddPrefTuneServices(options, roles, bus =>
         {
-            bus.AddConsumer<ServiceAvailableConsumer>().Endpoint(e => e.Temporary = true);
+            // Every Orchestrator must hear every announcement: a queue of its own, deleted when it stops.
+            bus.AddConsumer<ServiceAvailableConsumer>().Endpoint(e =>
+            {
+                e.InstanceId = "-" + NewId.NextGuid().ToString("N")[..12];
+                e.Temporary = true;
+            });
             bus.AddRequestClient<InitializePolicy>();
             bus.AddRequestClient<SampleRollouts>();
             bus.AddRequestClient<ScoreRollouts>();
