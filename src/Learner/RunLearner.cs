@@ -146,7 +146,13 @@ public sealed class RunLearner : IDisposable
         var gradNorm = Math.Sqrt(_policy.parameters().Where(p => p.grad is not null).Sum(p => p.grad!.pow(2).sum().item<float>()));
         _optimizer.step();
 
-        var metrics = new Dictionary<string, double> { ["train/loss"] = loss, ["train/grad_norm"] = gradNorm };
+        var metrics = new Dictionary<string, double>
+        {
+            ["train/loss"] = loss,
+            ["train/grad_norm"] = gradNorm,
+            // mean log pi(y) - log pi_ref(y) over the minibatch: KL(pi || pi_ref) when y ~ pi (online, no lag)
+            ["train/objective/kl"] = (logProbs.detach() - refLogProbs).mean().item<float>(),
+        };
         foreach (var (name, value) in output.Metrics)
             metrics["train/" + name] = value.item<float>();
         return (loss, metrics);

@@ -34,6 +34,8 @@ public sealed record SampleRollouts
     /// <summary>Seeds this batch's sampling; the same seed and checkpoint give the same responses.</summary>
     public required long Seed { get; init; }
     public int TorchThreads { get; init; } = 1;
+    /// <summary>When set, each rollout also carries log pi_ref(y|x) under this checkpoint (evaluation: KL to the reference).</summary>
+    public CheckpointRef? Reference { get; init; }
 }
 
 /// <summary>One response y to one prompt x, with what the sampling policy thought of it.</summary>
@@ -49,6 +51,8 @@ public sealed record Rollout
     public required float[] TokenLogProbs { get; init; }
     /// <summary>The policy version that generated the response (staleness is measured against it).</summary>
     public required int PolicyVersion { get; init; }
+    /// <summary>log pi_ref(y|x), sequence level, when the request asked for it.</summary>
+    public double? ReferenceLogProb { get; init; }
 }
 
 /// <summary>The Sampler's answer to <see cref="SampleRollouts"/>.</summary>

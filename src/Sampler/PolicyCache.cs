@@ -15,9 +15,9 @@ namespace PrefTune.Sampler;
 /// </summary>
 public sealed class PolicyCache(ICheckpointStore store) : IDisposable
 {
-    private const int MaxRuns = 8;
+    private const int MaxRuns = 16;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly Dictionary<Guid, LoadedPolicy> _runs = [];
+    private readonly Dictionary<(Guid Run, string Slot), LoadedPolicy> _runs = [];
 
     private sealed class LoadedPolicy(IPreferenceTask task, PolicyModel policy)
     {
@@ -27,15 +27,18 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
         public long LastUsed { get; set; }
     }
 
-    /// <summary>Runs <paramref name="use"/> on the run's policy loaded at <paramref name="checkpoint"/>.</summary>
+    /// <summary>Slot of the policy being trained; the frozen reference has its own.</summary>
+    public const string PolicySlot = "policy", ReferenceSlot = "reference";
+
+    /// <summary>Runs <paramref name="use"/> on the run's policy (or reference) loaded at <paramref name="checkpoint"/>.</summary>
     public async Task<T> UseAsync<T>(Guid runId, TaskSpec spec, CheckpointRef checkpoint, int torchThreads,
-        Func<IPreferenceTask, PolicyModel, T> use, CancellationToken cancellationToken)
+        Func<IPreferenceTask, PolicyModel, T> use, CancellationToken cancellationToken, string slot = PolicySlot)
     {
         await _gate.WaitAsync(cancellationToken);
         try
         {
             TorchRuntime.UseThreads(torchThreads);
-            var loaded = await LoadAsync(runId, spec, checkpoint, cancellationToken);
+            var loaded = await LoadAsync((runId, slot), spec, checkpoint, cancellationToken);
             return use(loaded.Task, loaded.Policy);
         }
         finally
@@ -50,8 +53,8 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (_runs.TryGetValue(runId, out var loaded) && (loaded.Checkpoint?.Version ?? -1) < checkpoint.Version)
-                await LoadAsync(runId, loaded.Task.Spec, checkpoint, cancellationToken);
+            if (_runs.TryGetValue((runId, PolicySlot), out var loaded) && (loaded.Checkpoint?.Version ?? -1) < checkpoint.Version)
+                await LoadAsync((runId, PolicySlot), loaded.Task.Spec, checkpoint, cancellationToken);
         }
         finally
         {
@@ -59,14 +62,14 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
         }
     }
 
-    private async Task<LoadedPolicy> LoadAsync(Guid runId, TaskSpec spec, CheckpointRef checkpoint, CancellationToken cancellationToken)
+    private async Task<LoadedPolicy> LoadAsync((Guid Run, string Slot) key, TaskSpec spec, CheckpointRef checkpoint, CancellationToken cancellationToken)
     {
-        if (!_runs.TryGetValue(runId, out var loaded))
+        if (!_runs.TryGetValue(key, out var loaded))
         {
             EvictLeastRecentlyUsed();
             var task = TaskFactory.Create(spec);
             loaded = new LoadedPolicy(task, task.CreatePolicy(seed: 0));
-            _runs[runId] = loaded;
+            _runs[key] = loaded;
         }
         if (loaded.Checkpoint?.Sha256 != checkpoint.Sha256)
         {

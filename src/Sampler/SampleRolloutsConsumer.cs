@@ -1,5 +1,6 @@
 using MassTransit;
 using PrefTune.Messages;
+using TorchSharp;
 
 namespace PrefTune.Sampler;
 
@@ -13,6 +14,8 @@ public sealed class SampleRolloutsConsumer(PolicyCache policies) : IConsumer<Sam
             (task, policy) => task.Generate(policy, request.Prompts, request.ResponsesPerPrompt, request.Temperature,
                 request.Seed, request.Policy.Version, request.BatchId),
             context.CancellationToken);
+        if (request.Reference is not null)
+            rollouts = await WithReferenceLogProbsAsync(request, rollouts, context.CancellationToken);
         await context.RespondAsync(new RolloutsGenerated
         {
             RunId = request.RunId,
@@ -22,6 +25,17 @@ public sealed class SampleRolloutsConsumer(PolicyCache policies) : IConsumer<Sam
             PolicyVersion = request.Policy.Version,
             Rollouts = rollouts,
         });
+    }
+
+    private async Task<IReadOnlyList<Rollout>> WithReferenceLogProbsAsync(SampleRollouts request, IReadOnlyList<Rollout> rollouts, CancellationToken ct)
+    {
+        var logProbs = await policies.UseAsync(request.RunId, request.Task, request.Reference!, request.TorchThreads, (task, reference) =>
+        {
+            using var scope = torch.NewDisposeScope();
+            using var _ = torch.no_grad();
+            return task.SequenceLogProbs(reference, rollouts).to_type(torch.ScalarType.Float64).data<double>().ToArray();
+        }, ct, PolicyCache.ReferenceSlot);
+        return rollouts.Select((r, i) => r with { ReferenceLogProb = logProbs[i] }).ToList();
     }
 }
 

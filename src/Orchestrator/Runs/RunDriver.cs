@@ -119,7 +119,7 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
     }
 
     private async Task<(RolloutsGenerated, RolloutsScored)> GenerateAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
-        int iteration, IReadOnlyList<Prompt> prompts, int c, Messages.CheckpointRef policy, CancellationToken ct)
+        int iteration, IReadOnlyList<Prompt> prompts, int c, Messages.CheckpointRef policy, CancellationToken ct, Messages.CheckpointRef? reference = null)
     {
         var spec = run.Spec;
         var generated = await stages.SampleAsync(new SampleRollouts
@@ -128,11 +128,13 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
             Prompts = prompts, ResponsesPerPrompt = c, Temperature = spec.Loop.Temperature,
             Seed = SeedFor(spec.Seed, purpose == RolloutPurpose.Evaluation ? policy.Version : iteration, (int)purpose),
             TorchThreads = spec.TorchThreads,
+            Reference = reference,
         }, ct);
         var scored = await stages.ScoreAsync(new ScoreRollouts
         {
             RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts,
         }, ct);
+        run.RewardQueries += scored.RewardQueries;
         if (scored.Scores.Count != generated.Rollouts.Count)
             throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
         return (generated, scored);
@@ -144,9 +146,14 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         var loop = run.Spec.Loop;
         var pool = run.PromptPool;
         var perPrompt = (loop.EvalSamples + pool.Count - 1) / pool.Count;
-        var (generated, scored) = await GenerateAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, ct);
+        var (generated, scored) = await GenerateAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, ct, run.Reference);
         var gold = scored.Scores.Select(s => s.GoldReward).ToArray();
         var mean = gold.Average();
+        // Monte-Carlo estimates over y ~ pi (token log-probs are at temperature 1):
+        // entropy H(pi) = -E[log pi(y)], KL(pi || pi_ref) = E[log pi(y) - log pi_ref(y)].
+        var logProbs = generated.Rollouts.Select(r => r.TokenLogProbs.Sum(lp => (double)lp)).ToArray();
+        var entropy = -logProbs.Average();
+        var kl = generated.Rollouts.Select((r, i) => logProbs[i] - (r.ReferenceLogProb ?? logProbs[i])).Average();
         var evaluated = new PolicyEvaluated
         {
             RunId = run.RunId,
@@ -155,7 +162,15 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
             Samples = gold.Length,
             MeanGoldReward = mean,
             GoldRewardStd = Math.Sqrt(gold.Sum(g => (g - mean) * (g - mean)) / gold.Length),
-            Entropy = -generated.Rollouts.Average(r => r.TokenLogProbs.Sum(lp => (double)lp)),
+            Entropy = entropy,
+            Metrics = new Dictionary<string, double>
+            {
+                ["eval/gold_reward"] = mean,
+                ["eval/objective/entropy"] = entropy,
+                ["eval/objective/kl"] = kl,
+                ["stats/reward_queries"] = run.RewardQueries,
+                ["stats/samples_drawn"] = run.SamplesDrawn,
+            },
         };
         await journal.AppendAsync(run.RunId, ct, evaluated);
         run.Evaluations.Add(evaluated);
@@ -176,6 +191,8 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         public List<PolicyEvaluated> Evaluations { get; } = [];
         public List<UpdateApplied> Updates { get; } = [];
         public int SamplesDrawn { get; set; }
+        /// <summary>Reward-model queries so far (training, dataset and evaluation batches).</summary>
+        public int RewardQueries { get; set; }
         public int Steps => Updates.Count;
 
         /// <summary>Step 1: B/C prompts drawn uniformly (with replacement) from the task's pool.</summary>

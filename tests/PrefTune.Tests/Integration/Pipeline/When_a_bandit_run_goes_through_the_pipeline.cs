@@ -54,6 +54,10 @@ public sealed class When_a_bandit_run_goes_through_the_pipeline(PostgresServer p
         Assert.Equal(outcome.SamplesDrawn, counts.SamplesGenerated);
         Assert.Equal(outcome.Evaluations.Select(e => e.MeanGoldReward), record.Outcome.Evaluations.Select(e => e.MeanGoldReward));
         Assert.Equal("completed", record.Outcome.Status);
+        // The step-0 policy is the reference: KL(pi || pi_ref) is exactly 0; training moves it away.
+        Assert.Equal(0, outcome.Evaluations[0].Metrics["eval/objective/kl"], 5);
+        Assert.True(outcome.Evaluations[^1].Metrics["eval/objective/kl"] > 0.001);
+        Assert.Equal(outcome.Evaluations[0].Entropy, outcome.Evaluations[0].Metrics["eval/objective/entropy"]);
     }
 
     [Fact]
