@@ -7,8 +7,16 @@ public static class MethodRegistry
     [
         PrefFt.Descriptor,
         BestOfN.Descriptor,
+        BestOfNNegative.Descriptor,
+        BestOfNNegative.AverageDescriptor,
+        BestOfNNegative.SumDescriptor,
+        Rwr.Descriptor,
         Dpo.Descriptor,
+        Ipo.Descriptor,
         Reinforce.Descriptor,
+        Rloo.Descriptor,
+        Ppo.Descriptor,
+        Grpo.Descriptor,
     ];
 
     /// <exception cref="ArgumentException">Unknown name (the message lists the known ones).</exception>

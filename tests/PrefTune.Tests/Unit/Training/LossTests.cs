@@ -150,6 +150,151 @@ public class The_best_of_n_loss
     }
 }
 
+public class The_best_of_n_loss_with_a_negative_gradient
+{
+    // One group, rewards 3, 1, 2: best y0, worst y1, worse {y1, y2}. log pi/pi_ref = +0.5, 0, -0.5; lengths 1, 2, 1.
+    private static GroupBatch Group() => Of(new float[,] { { -1, -2, -3 } }, new float[,] { { 3, 1, 2 } },
+        refLogProbs: new float[,] { { -1.5f, -2, -2.5f } }, lengths: new float[,] { { 1, 2, 1 } });
+
+    [Fact]
+    public void Pulls_the_best_up_and_pushes_only_the_worst_down_by_beta()
+    {
+        using var scope = NewDisposeScope();
+        // A second group of tied rewards has no worse response: plain Best-of-N on its first response.
+        var batch = Of(new float[,] { { -1, -2, -3 }, { -2, -2, -2 } }, new float[,] { { 3, 1, 2 }, { 1, 1, 1 } },
+            refLogProbs: new float[,] { { -1.5f, -2, -2.5f }, { -2, -2, -2 } }, lengths: new float[,] { { 1, 2, 1 }, { 1, 1, 1 } });
+
+        var output = new BestOfNNegative(BestOfNNegative.Worse.Worst, beta: 0.5, constrained: false, margin: 10).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal((1 + 0.5 * -1 + 2) / 2, Value(output.Loss), 6);   // group 0: 1 + beta * (-2 / 2); group 1: 2
+        Assert.Equal(-0.5, gradient[0, 0], 6);        // -1 / |y0| / G
+        Assert.Equal(0.5 / 2 / 2, gradient[0, 1], 6); // the negative gradient: beta / |y1| / G
+        Assert.Equal(0, gradient[0, 2]);              // worse, but not the worst
+        Assert.Equal(-0.5, gradient[1, 0], 6);
+        Assert.Equal(0, gradient[1, 1]);              // a tie with the best is never pushed down
+        Assert.Equal(0, gradient[1, 2]);
+        Assert.Equal(-1.5, Value(output.Metrics["logps/chosen"]), 6);
+        Assert.Equal(-2, Value(output.Metrics["logps/rejected"]), 6);
+        Assert.Equal(2, Value(output.Metrics["rewards/best"]), 6);
+    }
+
+    [Theory]
+    [InlineData(BestOfNNegative.Worse.Average, false, 1 + 0.5 * (0.5 * -1 + 0.5 * -3), 0.5 * 0.5 / 2, 0.5 * 0.5)]
+    [InlineData(BestOfNNegative.Worse.Sum, false, 1 + 0.5 * (-1 + -3), 0.5 / 2, 0.5)]
+    [InlineData(BestOfNNegative.Worse.Average, true, 1 + 0.5 * (0.5 * 0 + 0.5 * -0.5), 0.5 * 0.5 / 2, 0.5 * 0.5)]
+    [InlineData(BestOfNNegative.Worse.Worst, true, 1 + 0.5 * 0, 0.5 / 2, 0)]
+    public void Averages_or_sums_over_the_worse_responses_and_constrained_only_shifts_the_value(
+        BestOfNNegative.Worse worse, bool constrained, double loss, double gradientY1, double gradientY2)
+    {
+        using var scope = NewDisposeScope();
+        var batch = Group();
+
+        var output = new BestOfNNegative(worse, beta: 0.5, constrained, margin: 10).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(loss, Value(output.Loss), 6);
+        Assert.Equal(-1, gradient[0, 0], 6);
+        Assert.Equal(gradientY1, gradient[0, 1], 6);
+        Assert.Equal(gradientY2, gradient[0, 2], 6);
+        Assert.Equal(1, Value(output.Metrics["negatives/active"]), 6);
+    }
+
+    [Fact]
+    public void Stops_pushing_a_response_once_it_is_margin_nats_per_token_below_the_reference()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Group();   // y2 sits 0.5 nats below pi_ref, past a 0.4 floor; y1 is level with pi_ref
+
+        var output = new BestOfNNegative(BestOfNNegative.Worse.Sum, beta: 0.5, constrained: false, margin: 0.4).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(1 + 0.5 * ((0 + -1) + (-0.4 + -2.5)), Value(output.Loss), 6);   // y2's term is held at the floor
+        Assert.Equal(0.25, gradient[0, 1], 6);
+        Assert.Equal(0, gradient[0, 2]);
+        Assert.Equal(0.5, Value(output.Metrics["negatives/active"]), 6);
+    }
+
+    [Fact]
+    public void Is_bounded_below_with_the_floor_but_not_in_the_papers_unfloored_form()
+    {
+        // Gradient descent on the logits of a 3-action softmax, pi_ref uniform, rewards 3, 1, 2: 300 steps of lr 1.
+        static double Train(double margin)
+        {
+            var logits = zeros(1, 3).requires_grad_(true);
+            var loss = new BestOfNNegative(BestOfNNegative.Worse.Sum, beta: 0.5, constrained: false, margin);
+            var value = 0.0;
+            for (var step = 0; step < 300; step++)
+            {
+                using var scope = NewDisposeScope();
+                var logProbs = logits.log_softmax(1);
+                var output = loss.Compute(new GroupBatch
+                {
+                    LogProbs = logProbs, RefLogProbs = full(1, 3, -Math.Log(3)), SamplingLogProbs = logProbs.detach(),
+                    Rewards = tensor(new float[,] { { 3, 1, 2 } }), Lengths = ones(1, 3),
+                });
+                output.Loss.backward();
+                using (no_grad()) logits.sub_(logits.grad!);
+                logits.grad!.zero_();
+                value = Value(output.Loss);
+            }
+            return value;
+        }
+
+        var bound = 0.5 * 2 * (-2 - Math.Log(3));   // beta * (C - 1) * (-margin + log pi_ref), margin 2
+        Assert.InRange(Train(margin: 2), bound, 0);
+        Assert.True(Train(margin: 1e6) < -20);        // the paper's form keeps pushing: the loss has no floor
+    }
+}
+
+public class The_rwr_loss
+{
+    [Fact]
+    public void Weights_every_response_by_exp_r_over_tau_token_mean()
+    {
+        using var scope = NewDisposeScope();
+        // tau 1: w = exp(0) = 1 and exp(ln 2) = 2; lengths 1 and 4.
+        var batch = Of(new float[,] { { -1, -2 } }, new float[,] { { 0, (float)Math.Log(2) } }, lengths: new float[,] { { 1, 4 } });
+
+        var output = new Rwr(tau: 1, weightClip: 10).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(1, Value(output.Loss), 6);        // -mean(1 * -1 / 1, 2 * -2 / 4)
+        Assert.Equal(-0.5, gradient[0, 0], 6);          // -w / |y| / N
+        Assert.Equal(-0.25, gradient[0, 1], 6);
+        Assert.Equal(1.5, Value(output.Metrics["weights/mean"]), 6);
+    }
+
+    [Fact]
+    public void Clips_the_weights_at_10_without_overflow_and_divides_the_reward_by_tau()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -1, -1 } }, new float[,] { { 5, 100_000, 5 } });
+
+        var clippedOutput = new Rwr(tau: 1, weightClip: 10).Compute(batch);
+        var clipped = Gradient(batch, clippedOutput.Loss);
+        Assert.Equal(-10.0 / 3, clipped[0, 0], 5);     // exp(5) = 148 clipped to 10
+        Assert.Equal(-10.0 / 3, clipped[0, 1], 5);     // exp(100000) would overflow
+        Assert.Equal(1, Value(clippedOutput.Metrics["weights/clipped"]), 6);
+
+        batch.LogProbs.grad!.zero_();
+        var tempered = Gradient(batch, new Rwr(tau: 10, weightClip: 10).Compute(batch).Loss);
+        Assert.Equal(-Math.Exp(0.5) / 3, tempered[0, 0], 5);
+    }
+
+    [Fact]
+    public void Never_pushes_down_even_on_negative_rewards()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -1 } }, new float[,] { { -3, -50 } });
+
+        var gradient = Gradient(batch, new Rwr(tau: 1, weightClip: 10).Compute(batch).Loss);
+
+        Assert.Equal(-Math.Exp(-3) / 2, gradient[0, 0], 6);
+        Assert.True(gradient[0, 1] < 0);
+    }
+}
+
 public class The_reinforce_loss
 {
     [Fact]
@@ -211,11 +356,64 @@ public class The_reinforce_loss
     }
 }
 
+public class The_ipo_loss
+{
+    [Fact]
+    public void Is_the_squared_distance_of_h_to_one_over_two_beta_when_the_policy_equals_the_reference()
+    {
+        using var scope = NewDisposeScope();
+        // h = 0, beta = 0.5: target 1, loss (0 - 1)^2 = 1, d loss / dh = -2.
+        var batch = Of(new float[,] { { -1, -2 } }, new float[,] { { 1, 0 } });
+
+        var output = new Ipo(beta: 0.5, targetMargin: 0, threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(1, Value(output.Loss), 6);
+        Assert.Equal(-2, gradient[0, 0], 6);   // pull the chosen up
+        Assert.Equal(2, gradient[0, 1], 6);    // the negative gradient on the rejected
+        Assert.Equal(1, Value(output.Metrics["pairs"]));
+    }
+
+    [Fact]
+    public void Pulls_h_back_down_once_it_overshoots_the_target_unlike_dpo()
+    {
+        using var scope = NewDisposeScope();
+        // log pi/pi_ref: chosen +1, rejected -1, so h = 2 > target 1: loss 1, d loss / dh = +2.
+        var batch = Of(new float[,] { { -1, -3 } }, new float[,] { { 1, 0 } }, refLogProbs: new float[,] { { -2, -2 } });
+
+        var output = new Ipo(beta: 0.5, targetMargin: 0, threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(1, Value(output.Loss), 6);
+        Assert.Equal(2, gradient[0, 0], 6);
+        Assert.Equal(-2, gradient[0, 1], 6);
+        Assert.Equal(0.5, Value(output.Metrics["rewards/chosen"]), 6);
+        Assert.Equal(-0.5, Value(output.Metrics["rewards/rejected"]), 6);
+        Assert.Equal(1, Value(output.Metrics["rewards/margins"]), 6);
+        Assert.Equal(1, Value(output.Metrics["rewards/accuracies"]), 6);
+    }
+
+    [Fact]
+    public void Takes_target_margin_over_one_over_two_beta_and_the_default_is_the_bandit_codes_10()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -2 } }, new float[,] { { 1, 0 } });
+
+        var output = new Ipo(beta: 0.5, targetMargin: 3, threshold: 0).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(9, Value(output.Loss), 6);
+        Assert.Equal(-6, gradient[0, 0], 6);
+        Assert.Equal(10, ((Ipo)MethodRegistry.Create("ipo")).Target, 9);   // (h - beta)^2 with beta = 10 in the bandit code
+    }
+}
+
 public class A_pair_method_on_a_minibatch_of_ties
 {
     [Theory]
     [InlineData("pref-ft")]
     [InlineData("dpo")]
+    [InlineData("ipo")]
     public void Gives_a_zero_loss_connected_to_the_graph_and_no_pairs(string method)
     {
         using var scope = NewDisposeScope();

@@ -36,6 +36,26 @@ public class Every_registered_method
 
     [Theory]
     [MemberData(nameof(Names))]
+    public void Gives_a_finite_loss_and_gradient_when_all_rewards_tie(string name)
+    {
+        var task = Bandits.Small();
+        using var policy = task.CreatePolicy(1);
+        using var reference = task.CreatePolicy(2);   // a different reference, so the KL terms are not all zero
+        reference.requires_grad_(false);
+        var loss = MethodRegistry.Create(name);
+        using var scope = NewDisposeScope();
+        var batch = Bandits.Minibatch(task, policy, reference);
+
+        var output = loss.Compute(batch with { Rewards = full_like(batch.Rewards, 0.5) });
+        output.Loss.backward();
+
+        Assert.True(float.IsFinite(output.Loss.item<float>()));
+        Assert.All(output.Metrics.Values, m => Assert.True(float.IsFinite(m.item<float>())));
+        Assert.All(policy.parameters(), p => Assert.True(p.grad is null || p.grad.isfinite().all().item<bool>()));
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
     public void Has_a_summary_defaults_and_at_least_one_data_source(string name)
     {
         var method = MethodRegistry.Get(name);
@@ -60,7 +80,8 @@ public class The_method_registry
     [Fact]
     public void Holds_the_papers_methods_on_their_axes()
     {
-        Assert.Equal(["pref-ft", "best-of-n", "dpo", "reinforce"], MethodRegistry.All.Select(m => m.Name));
+        Assert.Equal(["pref-ft", "best-of-n", "best-of-n-neg", "best-of-n-neg-avg", "best-of-n-neg-sum", "rwr", "dpo", "ipo",
+            "reinforce", "rloo", "ppo", "grpo"], MethodRegistry.All.Select(m => m.Name));
         Assert.False(MethodRegistry.Get("pref-ft").Axes.NegativeGradient);
         Assert.False(MethodRegistry.Get("best-of-n").Axes.NegativeGradient);
         Assert.True(MethodRegistry.Get("best-of-n").Axes.Supports(DataSource.Online));
@@ -73,10 +94,10 @@ public class The_method_registry
     [Fact]
     public void Lists_the_known_names_for_an_unknown_one()
     {
-        var error = Assert.Throws<ArgumentException>(() => MethodRegistry.Get("ppo"));
+        var error = Assert.Throws<ArgumentException>(() => MethodRegistry.Get("trpo"));
 
-        Assert.Contains("'ppo'", error.Message);
-        Assert.Contains("pref-ft, best-of-n, dpo, reinforce", error.Message);
+        Assert.Contains("'trpo'", error.Message);
+        Assert.Contains("pref-ft, best-of-n, best-of-n-neg, best-of-n-neg-avg, best-of-n-neg-sum, rwr, dpo, ipo, reinforce, rloo, ppo, grpo", error.Message);
     }
 
     [Fact]
@@ -85,5 +106,38 @@ public class The_method_registry
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => MethodRegistry.Create("dpo", new Dictionary<string, double> { ["beta"] = 0 }));
 
         Assert.Contains("beta", error.Message);
+    }
+}
+
+/// <summary>PAPER.md's Table 1, row by row; `preftune methods` prints the axes these tests pin.</summary>
+public class The_papers_table_1
+{
+    // method, on-policy sampling, offline data, sample reuse, negative gradient. A method that works online and
+    // offline has both data flags; its reuse is that of its online form ("n/a" offline).
+    [Theory]
+    [InlineData("ppo", true, false, true, true)]                 // PPO: yes / yes / yes
+    [InlineData("reinforce", true, false, false, true)]          // REINFORCE / RLOO: yes / no / yes
+    [InlineData("rloo", true, false, false, true)]
+    [InlineData("dpo", true, true, true, true)]                  // offline DPO, IPO: no / n/a / yes; on-policy DPO / IPO: yes / yes / yes
+    [InlineData("ipo", true, true, true, true)]
+    [InlineData("pref-ft", false, true, false, false)]           // Pref-FT: no / n/a / no
+    [InlineData("rwr", true, true, true, false)]                 // offline RWR, Best-of-N: no / n/a / no; online: yes / yes / no
+    [InlineData("best-of-n", true, true, true, false)]
+    [InlineData("best-of-n-neg", true, true, true, true)]        // Best-of-N + negative gradient: either / either / yes
+    [InlineData("best-of-n-neg-avg", true, true, true, true)]
+    [InlineData("best-of-n-neg-sum", true, true, true, true)]
+    public void Places_each_method_on_the_papers_axes(string name, bool onPolicy, bool offline, bool reuse, bool negative)
+    {
+        Assert.Equal(new MethodAxes(onPolicy, offline, reuse, negative), MethodRegistry.Get(name).Axes);
+    }
+
+    [Fact]
+    public void Covers_every_registered_method_but_grpo_which_postdates_the_paper()
+    {
+        var inTable = typeof(The_papers_table_1).GetMethod(nameof(Places_each_method_on_the_papers_axes))!
+            .GetCustomAttributes(typeof(InlineDataAttribute), false).Cast<InlineDataAttribute>()
+            .Select(row => (string)row.GetData(null!).Single()[0]);
+
+        Assert.Equal(MethodRegistry.All.Select(m => m.Name).Except(["grpo"]).Order(), inTable.Order());
     }
 }
