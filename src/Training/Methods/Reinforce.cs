@@ -52,7 +52,7 @@ public sealed class Reinforce(double momentum, double klCoef) : IPreferenceLoss
             ["baseline"] = tensor((float)Baseline),
             ["rewards/mean"] = batch.Rewards.detach().mean(),
             ["advantages/mean"] = weight.mean(),
-            ["kl"] = logRatio.mean(),
+            ["objective/kl"] = logRatio.mean(),
         };
 
         var batchMean = shaped.mean().item<float>();

@@ -352,7 +352,7 @@ public class The_reinforce_loss
 
         Assert.Equal(-0.25, gradient[0, 0], 6);   // -(1 - 0.5) / 2
         Assert.Equal(-1.25, gradient[0, 1], 6);   // -(3 - 0.5) / 2
-        Assert.Equal(1, Value(output.Metrics["kl"]), 6);
+        Assert.Equal(1, Value(output.Metrics["objective/kl"]), 6);
     }
 }
 
