@@ -29,9 +29,10 @@ public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
             Console.WriteLine(JsonSerializer.Serialize(runs, ShowCommand.Json));
             return 0;
         }
+        // Ids are shown by their last 12 hex digits (NewId puts the varying part last); `show` takes any unique prefix or suffix.
         var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold reward");
         foreach (var run in runs)
-            table.AddRow(run.Id.ToString(), $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
+            table.AddRow(run.Id.ToString()[^12..], $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
                 Markup.Escape(run.Status), run.GradientSteps.ToString(), run.FinalGoldReward?.ToString("0.0000") ?? "-");
         AnsiConsole.Write(table);
         return 0;

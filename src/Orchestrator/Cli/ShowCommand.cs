@@ -15,7 +15,7 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
     public sealed class Settings : PipelineSettings
     {
         [CommandArgument(0, "<RUN>")]
-        [Description("Run id, or a unique prefix of it (see `preftune runs`).")]
+        [Description("Run id, or a unique prefix or suffix of it (see `preftune runs`).")]
         public string Run { get; init; } = "";
 
         [CommandOption("--json")]
