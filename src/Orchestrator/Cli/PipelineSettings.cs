@@ -23,6 +23,10 @@ public class PipelineSettings : CommandSettings
     [Description("Checkpoint store: 'postgres' (default) or a directory every machine can reach.")]
     public string? Checkpoints { get; init; }
 
+    [CommandOption("--schema <NAME>")]
+    [Description("PostgreSQL schema of the event store and checkpoints. Default: PREFTUNE_SCHEMA, else preftune.")]
+    public string? Schema { get; init; }
+
     public PrefTuneOptions ToOptions()
     {
         var options = PrefTuneHost.ReadOptions([]);
@@ -32,6 +36,7 @@ public class PipelineSettings : CommandSettings
             Database = Database ?? options.Database,
             DataFolder = DataFolder ?? options.DataFolder,
             Checkpoints = Checkpoints ?? options.Checkpoints,
+            Schema = Schema ?? options.Schema,
         };
     }
 }
