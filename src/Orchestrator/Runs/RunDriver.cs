@@ -61,7 +61,7 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         await journal.AppendAsync(run.RunId, ct, initialized, new CheckpointPublished { RunId = run.RunId, Checkpoint = initialized.Policy });
         run.Reference = initialized.Reference;
         run.Policy = initialized.Policy;
-        await EvaluateAsync(run, ct);
+        await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
         progress?.Report(new RunProgress(run.RunId, spec.Label, 0, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
 
         var dataset = spec.Method.Data == DataSource.Offline ? await BuildDatasetAsync(run, ct) : null;
@@ -69,16 +69,27 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         var iterations = (loop.GradientSteps + stepsPerIteration - 1) / stepsPerIteration;
         for (var iteration = 0; iteration < iterations; iteration++)
         {
-            // Step 2 (and 3): D, |D| = B, as B/C prompt groups of C responses.
+            // Step 2 (and 3): D, |D| = B, as B/C prompt groups of C responses; recorded before anyone learns from it.
             var batchId = NewId.NextGuid();
-            var samples = dataset is null
-                ? await SampleAndScoreAsync(run, batchId, RolloutPurpose.Training, iteration, run.DrawPrompts(loop.B / loop.C), loop.C, ct)
-                : dataset.NextBatch(loop.B / loop.C);
-            await journal.AppendAsync(run.RunId, ct, new TrainingBatchAssembled
+            var facts = new List<object>();
+            IReadOnlyList<TrainingSample> samples;
+            if (dataset is null)
+            {
+                var (generated, scored, fresh) = await SampleAndScoreAsync(run, batchId, RolloutPurpose.Training, iteration, run.DrawPrompts(loop.B / loop.C), loop.C, ct);
+                facts.Add(generated);
+                facts.Add(scored);
+                samples = fresh;
+            }
+            else
+            {
+                samples = dataset.NextBatch(loop.B / loop.C);
+            }
+            facts.Add(new TrainingBatchAssembled
             {
                 RunId = run.RunId, BatchId = batchId, Iteration = iteration, Source = spec.Method.Data,
                 PolicyVersion = run.Policy.Version, SampleIds = samples.Select(s => s.Rollout.SampleId).ToList(),
             });
+            await journal.AppendAsync(run.RunId, facts, ct);
 
             // Step 4: T passes of minibatches of M, one gradient step each.
             var trained = await stages.TrainAsync(new TrainPolicy
@@ -87,13 +98,21 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
                 Policy = run.Policy, Reference = run.Reference, Samples = samples, Seed = SeedFor(spec.Seed, iteration, 3),
                 TorchThreads = spec.TorchThreads,
             }, ct);
-            await journal.AppendAsync(run.RunId, [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }], ct);
             run.Updates.AddRange(trained.Updates);
             run.Policy = trained.Checkpoint;
+            List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }];
 
             var last = iteration == iterations - 1;
-            if (last || run.Steps / loop.EvalEvery > (run.Steps - trained.Steps) / loop.EvalEvery)
-                await EvaluateAsync(run, ct);
+            try
+            {
+                if (last || run.Steps / loop.EvalEvery > (run.Steps - trained.Steps) / loop.EvalEvery)
+                    learned.Add(await EvaluateAsync(run, ct));
+            }
+            finally
+            {
+                // The updates were applied: they are recorded (with the evaluation when there is one) even if evaluating failed.
+                await journal.AppendAsync(run.RunId, learned, ct);
+            }
             progress?.Report(new RunProgress(run.RunId, spec.Label, run.Steps, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
         }
     }
@@ -103,19 +122,19 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
     {
         var loop = run.Spec.Loop;
         var prompts = run.DrawPrompts(loop.DatasetPrompts);
-        var samples = await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, prompts, loop.DatasetResponses, ct, run.Reference);
+        var (generated, scored, samples) = await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, prompts, loop.DatasetResponses, ct, run.Reference);
+        await journal.AppendAsync(run.RunId, ct, generated, scored);
         return new OfflineDataset(samples, loop.DatasetResponses, new Random(run.Spec.Seed));
     }
 
-    /// <summary>Samples C responses per prompt, scores them, records both, and returns them as training samples.</summary>
-    private async Task<IReadOnlyList<TrainingSample>> SampleAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
+    /// <summary>Samples C responses per prompt and scores them; returns both facts (for the caller to record) and the training samples.</summary>
+    private async Task<(RolloutsGenerated, RolloutsScored, IReadOnlyList<TrainingSample>)> SampleAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
         int iteration, IReadOnlyList<Prompt> prompts, int c, CancellationToken ct, Messages.CheckpointRef? policy = null)
     {
         var (generated, scored) = await GenerateAndScoreAsync(run, batchId, purpose, iteration, prompts, c, policy ?? run.Policy!, ct);
-        await journal.AppendAsync(run.RunId, ct, generated, scored);
         run.SamplesDrawn += generated.Rollouts.Count;
         var rewards = scored.Scores.ToDictionary(s => s.SampleId, s => s.Reward);
-        return generated.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList();
+        return (generated, scored, generated.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList());
     }
 
     private async Task<(RolloutsGenerated, RolloutsScored)> GenerateAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
@@ -140,8 +159,9 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         return (generated, scored);
     }
 
-    /// <summary>Mean gold reward of fresh samples from the current policy. Evaluation rollouts are summarised, not stored.</summary>
-    private async Task EvaluateAsync(RunState run, CancellationToken ct)
+    /// <summary>Mean gold reward of fresh samples from the current policy. Evaluation rollouts are summarised, not stored:
+    /// the caller records the returned fact.</summary>
+    private async Task<PolicyEvaluated> EvaluateAsync(RunState run, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
         var pool = run.PromptPool;
@@ -172,8 +192,8 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
                 ["stats/samples_drawn"] = run.SamplesDrawn,
             },
         };
-        await journal.AppendAsync(run.RunId, ct, evaluated);
         run.Evaluations.Add(evaluated);
+        return evaluated;
     }
 
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
