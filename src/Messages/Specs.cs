@@ -46,7 +46,8 @@ public sealed record BanditSpec
     public double DataLocation { get; init; } = -0.7;
     /// <summary>Scale of that Cauchy.</summary>
     public double DataScale { get; init; } = 0.4;
-    /// <summary>Policy family: "categorical" (an MLP from a context vector to the action logits).</summary>
+    /// <summary>Policy family: "categorical" (an MLP from a context vector to the action logits, one action per
+    /// response) or "gpt" (a tiny GPT over the A actions as its vocabulary, <see cref="ResponseLength"/> actions per response).</summary>
     public string Policy { get; init; } = "categorical";
     /// <summary>Dimension of each prompt's context vector.</summary>
     public int ContextSize { get; init; } = 100;
@@ -54,6 +55,14 @@ public sealed record BanditSpec
     public int Hidden { get; init; } = 64;
     /// <summary>Number of distinct prompts (random context vectors drawn from the run seed).</summary>
     public int Prompts { get; init; } = 8;
+    /// <summary>"gpt" only: tokens per response (each an action; the gold reward is their mean r(a)). The block size is 1 + this.</summary>
+    public int ResponseLength { get; init; } = 9;
+    /// <summary>"gpt" only: transformer blocks.</summary>
+    public int Layers { get; init; } = 3;
+    /// <summary>"gpt" only: attention heads per block (must divide <see cref="Width"/>).</summary>
+    public int Heads { get; init; } = 3;
+    /// <summary>"gpt" only: embedding width d.</summary>
+    public int Width { get; init; } = 48;
     /// <summary>Adam steps that fit the reference policy to pi_data.</summary>
     public int ReferenceSteps { get; init; } = 100;
     /// <summary>Learning rate of that fit.</summary>

@@ -7,10 +7,11 @@ using static TorchSharp.torch;
 namespace PrefTune.Training.Tasks.Bandit;
 
 /// <summary>
-/// The didactic bandit of Tajwar et al. 2024 (PAPER.md, Problem 1). A prompt is one token k naming a
-/// fixed random context vector; a response is one token, the action a in [0, A). The reference data
-/// pi_data is the histogram of tanh(Cauchy(loc, scale)) in A equal bins on [-1, 1]; the gold reward is
-/// r(a) = exp(-((a - c) / w)^2).
+/// The didactic bandit of Tajwar et al. 2024 (PAPER.md, Problem 1). With the "categorical" policy a prompt
+/// is one token k naming a fixed random context vector and a response is one token, the action a in [0, A);
+/// with the "gpt" policy (<see cref="GptBandit"/>) the prompt is the token k itself and a response is
+/// ResponseLength action tokens. The reference data pi_data is the histogram of tanh(Cauchy(loc, scale)) in
+/// A equal bins on [-1, 1]; the gold reward is r(a) = exp(-((a - c) / w)^2), averaged over a response's tokens.
 /// </summary>
 /// <remarks>
 /// Prompt k's context vector is drawn from N(0, I) by a generator seeded from (run seed, k) when the
@@ -21,6 +22,7 @@ public sealed class BanditTask : IPreferenceTask
 {
     private readonly BanditSpec _bandit;
     private readonly double[] _goldRewards;
+    private readonly GptBandit? _gpt;   // set when Policy is "gpt"; every policy-specific call goes to it
 
     public BanditTask(TaskSpec spec)
     {
@@ -31,7 +33,11 @@ public sealed class BanditTask : IPreferenceTask
         Spec = spec;
         DataDistribution = DataDistributionOf(_bandit.Actions, _bandit.DataLocation, _bandit.DataScale);
         _goldRewards = Enumerable.Range(0, _bandit.Actions).Select(a => Reward(a, _bandit.RewardCenter, _bandit.RewardWidth)).ToArray();
+        _gpt = _bandit.Policy == "gpt" ? new GptBandit(_bandit, DataDistribution, _goldRewards) : null;
     }
+
+    /// <summary>Known values of <see cref="BanditSpec.Policy"/>.</summary>
+    public static IReadOnlyList<string> Policies { get; } = ["categorical", "gpt"];
 
     public TaskSpec Spec { get; }
 
@@ -69,9 +75,11 @@ public sealed class BanditTask : IPreferenceTask
     /// <summary>
     /// torch.manual_seed(seed), then the MLP's initialisation, under <see cref="TorchRuntime.GlobalSeedLock"/>
     /// so concurrent builders cannot interleave draws; the contexts come from their own (seed, k) generators.
+    /// The "gpt" policy: a <see cref="TinyGpt"/> initialised the same way (it has no context vectors).
     /// </summary>
     public PolicyModel CreatePolicy(int seed)
     {
+        if (_gpt is not null) return _gpt.CreatePolicy(seed);
         var contexts = ContextVectors(seed);
         lock (TorchRuntime.GlobalSeedLock)
         {
@@ -79,7 +87,7 @@ public sealed class BanditTask : IPreferenceTask
             return _bandit.Policy switch
             {
                 "categorical" => new CategoricalPolicy(contexts, _bandit.Hidden, _bandit.Actions),
-                _ => throw new ArgumentException($"task.bandit.policy: unknown policy '{_bandit.Policy}'; known: categorical"),
+                _ => throw new ArgumentException($"task.bandit.policy: unknown policy '{_bandit.Policy}'; known: {string.Join(", ", Policies)}"),
             };
         }
     }
@@ -112,9 +120,11 @@ public sealed class BanditTask : IPreferenceTask
     /// ReferenceSteps full-batch Adam steps (lr ReferenceLearningRate) minimising, over every prompt, the
     /// cross-entropy H(pi_data, pi(.|x)) = -sum_a pi_data(a) log pi(a|x). Deterministic (no sampling), so
     /// <paramref name="seed"/> is unused. Returns the cross-entropy after the last step (nats; at least H(pi_data)).
+    /// The "gpt" policy: <see cref="GptBandit.FitReference"/> (every response position, pi_data contexts).
     /// </summary>
     public double FitReference(PolicyModel policy, int seed)
     {
+        if (_gpt is not null) return _gpt.FitReference(policy, seed);
         var model = Categorical(policy);
         model.train();
         using var target = tensor(DataDistribution.Select(p => (float)p).ToArray()).unsqueeze(0);   // [1, A]
@@ -146,14 +156,16 @@ public sealed class BanditTask : IPreferenceTask
     /// the prompt's index in <paramref name="prompts"/>, SampleId is derived from (batchId, index).
     /// TokenLogProbs holds log pi(a|x) at temperature 1, i.e. under the policy itself (what the Learner's
     /// log-probs and importance ratios are measured against), whatever temperature sampled it.
+    /// The "gpt" policy: ResponseLength tokens per response, sampled autoregressively (<see cref="GptBandit.Generate"/>).
     /// </summary>
     public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt,
         double temperature, long seed, int policyVersion, Guid batchId)
     {
-        var model = Categorical(policy);
         if (responsesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(responsesPerPrompt), responsesPerPrompt, "C must be at least 1");
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature must be positive");
         if (prompts.Count == 0) return [];
+        if (_gpt is not null) return _gpt.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
+        var model = Categorical(policy);
 
         var promptIndex = prompts.Select(p => PromptIndex(p.Tokens, model, p.PromptId)).ToArray();
         long[] actions;
@@ -188,9 +200,11 @@ public sealed class BanditTask : IPreferenceTask
         return rollouts;
     }
 
-    /// <summary>log pi(a|x) for each rollout: [N], with the gradient when the policy's parameters carry it.</summary>
+    /// <summary>log pi(y|x) for each rollout: [N], with the gradient when the policy's parameters carry it.
+    /// Categorical: log pi(a|x); "gpt": the sum of the response tokens' log-probs.</summary>
     public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts)
     {
+        if (_gpt is not null) return _gpt.SequenceLogProbs(policy, rollouts);
         var model = Categorical(policy);
         using var scope = NewDisposeScope();
         var prompts = tensor(rollouts.Select(r => PromptIndex(r.PromptTokens, model, r.PromptId)).ToArray());   // [N]
@@ -199,7 +213,8 @@ public sealed class BanditTask : IPreferenceTask
         return logProbs.gather(1, actions.unsqueeze(1)).squeeze(1).MoveToOuterDisposeScope();                   // [N]
     }
 
-    public double GoldReward(Rollout rollout) => _goldRewards[ActionOf(rollout)];
+    /// <summary>r(a) of the rollout's action; "gpt": the mean of r(a) over its ResponseLength tokens.</summary>
+    public double GoldReward(Rollout rollout) => _gpt?.GoldReward(rollout) ?? _goldRewards[ActionOf(rollout)];
 
     /// <summary>pi(.|x) for every prompt of the policy: [P, A] probabilities, no gradient.</summary>
     public Tensor ActionProbabilities(PolicyModel policy)
@@ -210,9 +225,14 @@ public sealed class BanditTask : IPreferenceTask
         return nn.functional.softmax(model.forward(arange(model.Prompts, dtype: int64)), 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Exact E[r(a)] under the policy, averaged over its prompts (no sampling).</summary>
-    public double ExpectedGoldReward(PolicyModel policy)
+    /// <summary>
+    /// Categorical: exact E[r(a)] under the policy, averaged over its prompts (no sampling; the other
+    /// arguments are unused). "gpt": the expected per-token gold reward at temperature 1, estimated from
+    /// <paramref name="samplesPerPrompt"/> sampled responses per prompt (<see cref="GptBandit.ExpectedGoldReward"/>).
+    /// </summary>
+    public double ExpectedGoldReward(PolicyModel policy, int samplesPerPrompt = 128, long seed = 0)
     {
+        if (_gpt is not null) return _gpt.ExpectedGoldReward(policy, samplesPerPrompt, seed);
         using var scope = NewDisposeScope();
         var probs = ActionProbabilities(policy);                                          // [P, A]
         var rewards = tensor(_goldRewards.Select(r => (float)r).ToArray());                // [A]
@@ -269,6 +289,12 @@ public sealed class BanditTask : IPreferenceTask
         Require(b.Prompts >= 1, "prompts", b.Prompts, "at least 1");
         Require(b.ReferenceSteps >= 0, "reference_steps", b.ReferenceSteps, "at least 0");
         Require(b.ReferenceLearningRate > 0, "reference_learning_rate", b.ReferenceLearningRate, "must be positive");
-        Require(b.Policy == "categorical", "policy", $"'{b.Policy}'", "known: categorical");
+        Require(Policies.Contains(b.Policy), "policy", $"'{b.Policy}'", $"known: {string.Join(", ", Policies)}");
+        if (b.Policy != "gpt") return;
+        Require(b.Prompts <= b.Actions, "prompts", b.Prompts, $"at most actions ({b.Actions}): a gpt prompt is one token of the action vocabulary");
+        Require(b.ResponseLength >= 1, "response_length", b.ResponseLength, "at least 1");
+        Require(b.Layers >= 1, "layers", b.Layers, "at least 1");
+        Require(b.Heads >= 1, "heads", b.Heads, "at least 1");
+        Require(b.Width >= 1 && b.Width % Math.Max(b.Heads, 1) == 0, "width", b.Width, $"a positive multiple of heads ({b.Heads})");
     }
 }

@@ -81,9 +81,10 @@ public class Creating_a_task
     public void Names_the_field_for_an_unknown_policy()
     {
         var error = Assert.Throws<ArgumentException>(() =>
-            TaskFactory.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "gpt" } }));
+            TaskFactory.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "lstm" } }));
 
         Assert.Contains("task.bandit.policy", error.Message);
+        Assert.Contains("categorical, gpt", error.Message);
     }
 
     [Fact]
