@@ -41,7 +41,7 @@ public static class PrefTuneHost
         IReadOnlyList<IServiceRole> roles, Action<IBusRegistrationConfigurator>? addMoreConsumers = null)
     {
         services.AddSingleton(options);
-        services.AddSingleton<ICheckpointStore>(_ => CheckpointStoreFactory.Create(options.Checkpoints, options.Database, options.Schema));
+        services.AddSingleton<ICheckpointStore>(_ => new CachingCheckpointStore(CheckpointStoreFactory.Create(options.Checkpoints, options.Database, options.Schema)));
         foreach (var role in roles)
             role.AddServices(services);
         services.AddPrefTuneBus(options, bus =>
