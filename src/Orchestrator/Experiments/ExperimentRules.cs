@@ -50,6 +50,12 @@ internal static class ExperimentRules
         AtLeast<BanditSpec>("prompts", b => b.Prompts, 1),
         AtLeast<BanditSpec>("reference_steps", b => b.ReferenceSteps, 0),
         Positive<BanditSpec>("reference_learning_rate", b => b.ReferenceLearningRate),
+        new(["policy"], b => !Training.Tasks.Bandit.BanditTask.Policies.Contains(b.Policy),
+            b => $"unknown policy '{b.Policy}'", string.Join(", ", Training.Tasks.Bandit.BanditTask.Policies)),
+        AtLeast<BanditSpec>("response_length", b => b.ResponseLength, 1),
+        AtLeast<BanditSpec>("layers", b => b.Layers, 1),
+        AtLeast<BanditSpec>("heads", b => b.Heads, 1),
+        AtLeast<BanditSpec>("width", b => b.Width, 1),
     ];
 
     /// <summary>Reports every broken rule; <paramref name="pathOf"/> turns a rule's keys into the field path to blame.</summary>

@@ -50,6 +50,11 @@ internal static class ExperimentSchema
         ["prompts"] = Field.Int<BanditSpec>((s, v) => s with { Prompts = v }),
         ["reference_steps"] = Field.Int<BanditSpec>((s, v) => s with { ReferenceSteps = v }),
         ["reference_learning_rate"] = Field.Number<BanditSpec>((s, v) => s with { ReferenceLearningRate = v }),
+        // policy: gpt (the combinatorial bandit) only
+        ["response_length"] = Field.Int<BanditSpec>((s, v) => s with { ResponseLength = v }),
+        ["layers"] = Field.Int<BanditSpec>((s, v) => s with { Layers = v }),
+        ["heads"] = Field.Int<BanditSpec>((s, v) => s with { Heads = v }),
+        ["width"] = Field.Int<BanditSpec>((s, v) => s with { Width = v }),
     };
 
     public static readonly IReadOnlyDictionary<string, Field<TaskSpec>> Task = new Dictionary<string, Field<TaskSpec>>

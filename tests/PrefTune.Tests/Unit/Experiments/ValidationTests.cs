@@ -286,3 +286,26 @@ public class Loading_a_file_that_is_not_valid_YAML
         Assert.Equal(10, Assert.Single(error.Problems).Line);
     }
 }
+
+public class Loading_a_file_with_a_bandit_policy
+{
+    [Fact]
+    public void Takes_the_gpt_policy_and_its_sizes()
+    {
+        var text = Minimal.Replace("  kind: bandit", "  kind: bandit\n  bandit:\n    policy: gpt\n    response_length: 5\n    layers: 2\n    heads: 2\n    width: 16");
+
+        var bandit = ExperimentFile.Parse(text, "test.yaml").Runs[0].Task.Bandit!;
+
+        Assert.Equal(("gpt", 5, 2, 2, 16), (bandit.Policy, bandit.ResponseLength, bandit.Layers, bandit.Heads, bandit.Width));
+    }
+
+    [Fact]
+    public void Names_an_unknown_policy_and_the_known_ones()
+    {
+        var text = Minimal.Replace("  kind: bandit", "  kind: bandit\n  bandit:\n    policy: lstm");
+
+        var problem = ProblemAt(text, "task.bandit.policy", "unknown policy 'lstm'");
+
+        Assert.Equal("categorical, gpt", problem.Allowed);
+    }
+}
