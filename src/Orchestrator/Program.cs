@@ -7,10 +7,12 @@ app.Configure(config =>
     config.SetApplicationName("preftune");
     config.PropagateExceptions();
     config.AddCommand<RunCommand>("run").WithDescription("Run an experiment file (methods x seeds) and write its metrics, plots and summary.");
+    config.AddCommand<StudyCommand>("study").WithDescription("Run a study file (rewards x methods x seeds, plus sweeps of B or T) as one recorded study and write its report.");
     config.AddCommand<RunsCommand>("runs").WithDescription("List the runs recorded in the event store.");
     config.AddCommand<ShowCommand>("show").WithDescription("Summarise one recorded run from its events alone.");
     config.AddCommand<MethodsCommand>("methods").WithDescription("The methods and where each sits on the three axes.");
     config.AddCommand<ServeCommand>("serve").WithDescription("Run stage services (sampler, scorer, learner) against a broker.");
     config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");
+    config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });
 return await CliErrors.RunAsync(() => app.RunAsync(args));

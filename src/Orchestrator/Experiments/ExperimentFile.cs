@@ -27,6 +27,8 @@ public static partial class ExperimentFile
     {
         var reader = new DocumentReader();
         var root = ReadRoot(text, sourceName);
+        Toy.ToyExperimentFile.RefuseToy(root, sourceName);
+        Studies.StudyFile.RefuseStudy(root, sourceName);
         var document = reader.Block(root, "", new Document(), Top);
         var experiment = Build(document, reader);
         if (reader.Problems.Count > 0)
@@ -34,7 +36,7 @@ public static partial class ExperimentFile
         return experiment;
     }
 
-    private static YamlNode ReadRoot(string text, string sourceName)
+    internal static YamlNode ReadRoot(string text, string sourceName)
     {
         var stream = new YamlStream();
         var parser = new Parser(new StringReader(text));
@@ -60,7 +62,8 @@ public static partial class ExperimentFile
             : stream.Documents[0].RootNode;
     }
 
-    private static Experiment Build(Document document, DocumentReader reader)
+    /// <summary>Checks a read document and expands its methods × seeds, adding problems to <paramref name="reader"/> (also the base of a study file).</summary>
+    internal static Experiment Build(Document document, DocumentReader reader)
     {
         var name = CheckName(document.Name, reader);
         CheckSeeds(document.Seeds, reader);
@@ -144,7 +147,7 @@ public static partial class ExperimentFile
             : (label, new MethodSpec { Name = descriptor.Name, Data = entry.Data, Parameters = parameters }, loop);
     }
 
-    private static string CheckName(string? name, DocumentReader reader)
+    internal static string CheckName(string? name, DocumentReader reader)
     {
         if (name is null)
             reader.Add("name", "missing: every experiment needs a name", "letters, digits, '.', '_' and '-'");

@@ -12,17 +12,23 @@ public static class GoldRewardPlot
     public const int Width = 900;
     public const int Height = 500;
 
-    public static void Write(string pngPath, string title, IReadOnlyList<RunOutcome> outcomes)
+    public static void Write(string pngPath, string title, IReadOnlyList<RunOutcome> outcomes) =>
+        Write(pngPath, title, outcomes.GroupBy(o => o.Spec.Label).Select(g => (g.Key, (IReadOnlyList<RunOutcome>)g.ToList())).ToList());
+
+    /// <summary>One line per named series (e.g. a study's methods, or a sweep's values), each the mean over its runs.</summary>
+    public static void Write(string pngPath, string title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> series)
     {
         var plot = new Plot();
-        var labels = outcomes.GroupBy(o => o.Spec.Label).ToList();
-        foreach (var (runs, i) in labels.Select((g, i) => (g, i)))
+        if (series.Count > 10)
+            plot.Add.Palette = new ScottPlot.Palettes.Category20();   // the default has 10 colours
+        var outcomes = series.SelectMany(s => s.Runs).ToList();
+        foreach (var ((name, runs), i) in series.Select((s, i) => (s, i)))
         {
             var curve = Curve.Of(runs);
             if (curve.Steps.Length == 0)
                 continue;
             var color = plot.Add.Palette.GetColor(i);
-            if (runs.Count() > 1)
+            if (runs.Count > 1)
             {
                 var band = plot.Add.FillY(curve.Steps, curve.Min, curve.Max);
                 band.FillColor = color.WithAlpha(0.2);
@@ -30,7 +36,7 @@ public static class GoldRewardPlot
             }
             var line = plot.Add.ScatterLine(curve.Steps, curve.Mean, color);
             line.LineWidth = 2;
-            line.LegendText = runs.Key;
+            line.LegendText = name;
         }
 
         if (ReferenceReward(outcomes) is { } reference)
@@ -42,8 +48,11 @@ public static class GoldRewardPlot
         plot.Title(title);
         plot.XLabel("gradient steps");
         plot.YLabel("mean gold reward");
-        plot.ShowLegend(Alignment.UpperLeft);
-        plot.SavePng(pngPath, Width, Height);
+        if (series.Count > 6)
+            plot.ShowLegend(Edge.Right);   // many lines: keep the legend off them
+        else
+            plot.ShowLegend(Alignment.UpperLeft);
+        plot.SavePng(pngPath, series.Count > 6 ? Width + 250 : Width, Height);
     }
 
     /// <summary>The step-0 evaluation (the reference policy), averaged over every run that has one.</summary>

@@ -16,7 +16,10 @@ namespace PrefTune.Storage.Events;
 /// </summary>
 public static class EventStoreRegistration
 {
-    /// <summary>Every fact a run's stream records. Their stored names are pinned by a test: renaming one needs a MapEventType.</summary>
+    /// <summary>
+    /// Every fact a run's stream records, then those of a study's stream (keyed by StudyId; it links the runs of
+    /// a study grid). Their stored names are pinned by a test: renaming one needs a MapEventType.
+    /// </summary>
     public static IReadOnlyList<Type> RecordedEvents { get; } =
     [
         typeof(RunStarted),
@@ -30,6 +33,9 @@ public static class EventStoreRegistration
         typeof(PolicyEvaluated),
         typeof(RunCompleted),
         typeof(RunFailed),
+        typeof(StudyStarted),
+        typeof(StudyRunFinished),
+        typeof(StudyCompleted),
     ];
 
     /// <summary>Registers Marten (lightweight sessions) on <paramref name="connectionString"/>, tables in <paramref name="schema"/>.</summary>

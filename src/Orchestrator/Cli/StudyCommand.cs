@@ -1,0 +1,95 @@
+using System.ComponentModel;
+using PrefTune.Orchestrator.Hosting;
+using PrefTune.Orchestrator.Reporting;
+using PrefTune.Orchestrator.Runs;
+using PrefTune.Orchestrator.Studies;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace PrefTune.Orchestrator.Cli;
+
+/// <summary>
+/// `preftune study FILE`: every cell of a study (rewards × methods × seeds, plus sweeps) as one recorded run each,
+/// linked by the study's own stream; then the report, written from the recorded runs.
+/// </summary>
+public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
+{
+    public sealed class Settings : PipelineSettings
+    {
+        [CommandArgument(0, "<STUDY>")]
+        [Description("Study file (YAML or JSON, kind: study), e.g. experiments/study-bandit.yaml")]
+        public string Study { get; init; } = "";
+
+        [CommandOption("--json")]
+        [Description("Print summary.json on stdout (no progress display).")]
+        public bool Json { get; init; }
+
+        [CommandOption("--output <DIR>")]
+        [Description("Report folder. Default: out/<study>-<timestamp>")]
+        public string? Output { get; init; }
+
+        [CommandOption("--external-services")]
+        [Description("With --broker: do not start the services here; wait for ones started elsewhere (`preftune serve`).")]
+        public bool ExternalServices { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var study = StudyFile.Load(settings.Study);
+        var sourceText = await File.ReadAllTextAsync(settings.Study, cancellationToken);
+        var options = settings.ToOptions();
+        var hosting = string.IsNullOrWhiteSpace(options.Broker) ? ServiceHosting.InProcess
+            : settings.ExternalServices ? ServiceHosting.External : ServiceHosting.ChildProcesses;
+        var output = settings.Output ?? Path.Combine("out", $"{study.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+
+        await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
+        var runner = new StudyRunner(session);
+        var (studyId, _) = settings.Json
+            ? await runner.RunAsync(study, sourceText, settings.Study, null, cancellationToken)
+            : await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    var overall = progress.AddTask(Markup.Escape($"{study.Name}: {study.Runs.Count} cells"), maxValue: study.Runs.Count);
+                    var current = progress.AddTask("starting", maxValue: 1);
+                    var result = await runner.RunAsync(study, sourceText, settings.Study, at =>
+                    {
+                        overall.Value = at.Run - 1;
+                        overall.Description = Markup.Escape($"{study.Name}: cell {at.Run} of {at.RunCount}");
+                        current.Value = 0;
+                        current.MaxValue = at.Current.Spec.Loop.GradientSteps;
+                        var name = $"{at.Current.Cell.Reward} {at.Current.Spec.Label} seed {at.Current.Cell.Seed}";
+                        current.Description = Markup.Escape(name);
+                        return new Progress<RunProgress>(p =>
+                        {
+                            current.Value = p.Step;
+                            current.Description = Markup.Escape($"{name}: gold {p.GoldReward:0.000}");
+                        });
+                    }, cancellationToken);
+                    overall.Value = study.Runs.Count;
+                    current.Value = current.MaxValue;
+                    return result;
+                });
+
+        // The report is written from the event store: the study stream and each linked run's own stream.
+        var record = await StudyHistory.LoadAsync(session.Store, studyId, cancellationToken)
+            ?? throw new InvalidOperationException($"study {studyId} was not recorded");
+        var summary = new StudySummary(study.Name, studyId, record.Runs);
+        var files = StudyReport.Write(output, summary);
+        await runner.CompleteAsync(studyId, output, cancellationToken);
+
+        var failed = summary.DistinctRuns.Where(o => o.Status != "completed").ToList();
+        if (settings.Json)
+        {
+            Console.WriteLine(await File.ReadAllTextAsync(Path.Combine(output, StudyReport.SummaryJson), cancellationToken));
+        }
+        else
+        {
+            AnsiConsole.Write(summary.Render());
+            AnsiConsole.MarkupLineInterpolated($"[grey]study {studyId}; transport {session.Transport}; report in {output}: {string.Join(", ", files.Select(Path.GetFileName))}[/]");
+            foreach (var run in failed)
+                AnsiConsole.MarkupLineInterpolated($"[red]{run.Spec.Label} seed {run.Spec.Seed} ({run.RunId}) failed: {run.FailureReason}[/]");
+        }
+        return failed.Count == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Text;
+using PrefTune.Orchestrator.Runs;
+
+namespace PrefTune.Orchestrator.Reporting;
+
+/// <summary>
+/// Writes a study's report folder: per reward <c>gold_reward_&lt;reward&gt;.png</c> (one line per method), per sweep
+/// and reward <c>sweep_&lt;label&gt;_&lt;reward&gt;.png</c> (one line per value), <c>table.csv</c>, <c>table.md</c>,
+/// <c>summary.json</c> and <c>study.md</c>, which embeds the plots and the table.
+/// </summary>
+public static class StudyReport
+{
+    public const string TableCsv = "table.csv";
+    public const string TableMarkdown = "table.md";
+    public const string SummaryJson = "summary.json";
+    public const string StudyMarkdown = "study.md";
+
+    public static string GoldRewardPng(string reward) => $"gold_reward_{reward}.png";
+
+    public static string SweepPng(string sweep, string reward) => $"sweep_{sweep}_{reward}.png";
+
+    /// <returns>The paths of the files written: the plots (rewards, then sweeps), then the four above.</returns>
+    public static IReadOnlyList<string> Write(string folder, StudySummary summary)
+    {
+        Directory.CreateDirectory(folder);
+        string PathOf(string file) => Path.Combine(folder, file);
+        var files = new List<string>();
+        var seeds = summary.Cells.Select(c => c.Seeds.Count).DefaultIfEmpty(0).Max();
+        var band = seeds > 1 ? $"mean of {seeds} seeds, band from lowest to highest" : "one seed";
+
+        foreach (var reward in Rewards(summary))
+        {
+            var series = summary.MainGrid.Where(c => c.Reward == reward).Select(c => (c.Label, RunsOf(summary, c))).ToList();
+            files.Add(PathOf(GoldRewardPng(reward)));
+            GoldRewardPlot.Write(files[^1], $"{summary.Name}, {reward}: mean gold reward ({band})", series);
+        }
+        foreach (var (sweep, reward) in SweepPlots(summary))
+        {
+            var cells = summary.Sweeps.Where(c => c.Label == sweep && c.Reward == reward).ToList();
+            var series = cells.Select(c => (c.Name[(c.Label.Length + 1)..], RunsOf(summary, c))).ToList();
+            files.Add(PathOf(SweepPng(sweep, reward)));
+            GoldRewardPlot.Write(files[^1], $"{summary.Name}, {reward}: sweep {sweep} ({cells[0].Method} {cells[0].Data}; {band})", series);
+        }
+
+        File.WriteAllLines(PathOf(TableCsv), summary.CsvLines());
+        File.WriteAllLines(PathOf(TableMarkdown), Tables(summary));
+        File.WriteAllText(PathOf(SummaryJson), summary.ToJson(Path.GetFullPath(folder)));
+        File.WriteAllText(PathOf(StudyMarkdown), Markdown(summary));
+        files.AddRange([PathOf(TableCsv), PathOf(TableMarkdown), PathOf(SummaryJson), PathOf(StudyMarkdown)]);
+        return files;
+    }
+
+    private static IEnumerable<string> Rewards(StudySummary summary) => summary.MainGrid.Select(c => c.Reward).Distinct();
+
+    private static IEnumerable<(string Sweep, string Reward)> SweepPlots(StudySummary summary) =>
+        summary.Sweeps.Select(c => (c.Label, c.Reward)).Distinct();
+
+    private static IReadOnlyList<RunOutcome> RunsOf(StudySummary summary, StudyCellSummary cell) =>
+        cell.RunIds.Select(id => summary.Runs.First(r => r.Outcome.RunId == id).Outcome).ToList();
+
+    private static IEnumerable<string> Tables(StudySummary summary)
+    {
+        var lines = new List<string> { "## Main grid", "" };
+        lines.AddRange(StudySummary.MarkdownTable(summary.MainGrid));
+        if (summary.Sweeps.Any())
+        {
+            lines.AddRange(["", "## Sweeps", ""]);
+            lines.AddRange(StudySummary.MarkdownTable(summary.Sweeps));
+        }
+        return lines;
+    }
+
+    private static string Markdown(StudySummary summary)
+    {
+        var runs = summary.DistinctRuns;
+        var failed = runs.Count(r => r.Status != "completed");
+        var text = new StringBuilder()
+            .AppendLine($"# Study {summary.Name}")
+            .AppendLine()
+            .AppendLine($"Study id `{summary.StudyId}`: its event stream records the study file and links each cell below to its run;")
+            .AppendLine($"each run's own stream holds every number here (`preftune show RUN` rebuilds one). {runs.Count} runs"
+                        + (failed > 0 ? $", **{failed} failed**" : ", all completed")
+                        + $", {summary.Cells.Count} cells.")
+            .AppendLine()
+            .AppendLine("## Gold reward during training")
+            .AppendLine();
+        foreach (var reward in Rewards(summary))
+            text.AppendLine($"![{reward}]({GoldRewardPng(reward)})").AppendLine();
+        foreach (var (sweep, reward) in SweepPlots(summary))
+            text.AppendLine($"![{sweep}, {reward}]({SweepPng(sweep, reward)})").AppendLine();
+        foreach (var line in Tables(summary))
+            text.AppendLine(line);
+        return text.AppendLine()
+            .AppendLine("## How the numbers are made")
+            .AppendLine()
+            .AppendLine("- **final gold reward**: each run's last evaluation (mean gold reward of fresh samples from the policy); mean ± sample standard deviation over the cell's seeds.")
+            .AppendLine("- **KL(π‖π_ref)** and **entropy**: Monte-Carlo estimates over that evaluation's samples (`eval/objective/kl`, entropy in nats); mean over seeds.")
+            .AppendLine($"- **reward y_w / y_l / margin** (pair methods): the implicit rewards of the chosen and rejected responses and their difference, `train/rewards/chosen`, `train/rewards/rejected`, `train/rewards/margins`, averaged over each run's last {StudySummary.Window} gradient steps, then over seeds.")
+            .AppendLine($"- **log π(y_w): start → end** (pair methods): `train/logps/chosen` averaged over the first and the last {StudySummary.Window} gradient steps: whether the chosen response's likelihood itself went up or down.")
+            .AppendLine("- A cell whose run spec equals an earlier cell's (e.g. a sweep's B = M) links the same run.")
+            .ToString();
+    }
+}

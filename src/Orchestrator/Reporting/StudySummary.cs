@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PrefTune.Orchestrator.Runs;
+using PrefTune.Orchestrator.Studies;
+using Spectre.Console;
+
+namespace PrefTune.Orchestrator.Reporting;
+
+/// <summary>
+/// One cell of a study's table: a (reward, method) of the main grid or a (reward, sweep value), over its seeds.
+/// Every number is a mean over the cell's runs of a per-run number read from the run's recorded events.
+/// </summary>
+public sealed record StudyCellSummary
+{
+    public required string Reward { get; init; }
+    /// <summary>The method's label (main grid) or the sweep's label.</summary>
+    public required string Label { get; init; }
+    /// <summary>Registry name of the method.</summary>
+    public required string Method { get; init; }
+    /// <summary>"online" or "offline".</summary>
+    public required string Data { get; init; }
+    /// <summary>The swept loop field and its value; null in the main grid.</summary>
+    public string? SweepField { get; init; }
+    public double? SweepValue { get; init; }
+    public required IReadOnlyList<int> Seeds { get; init; }
+    public required IReadOnlyList<Guid> RunIds { get; init; }
+    public required int RunsFailed { get; init; }
+    /// <summary>Each run's last evaluation (mean gold reward of fresh samples): mean over seeds.</summary>
+    public double? FinalGoldRewardMean { get; init; }
+    /// <summary>Sample standard deviation over seeds of the same; null with fewer than two seeds.</summary>
+    public double? FinalGoldRewardStd { get; init; }
+    /// <summary>KL(pi || pi_ref) at the last evaluation (eval/objective/kl, Monte-Carlo over its samples): mean over seeds.</summary>
+    public double? EvalKl { get; init; }
+    /// <summary>Entropy of pi at the last evaluation (nats): mean over seeds.</summary>
+    public double? EvalEntropy { get; init; }
+    /// <summary>Pair methods: train/rewards/chosen (implicit reward of y_w), mean of the last <see cref="StudySummary.Window"/> steps, mean over seeds.</summary>
+    public double? RewardsChosen { get; init; }
+    /// <summary>Pair methods: train/rewards/rejected, likewise.</summary>
+    public double? RewardsRejected { get; init; }
+    /// <summary>Pair methods: train/rewards/margins, likewise.</summary>
+    public double? RewardsMargins { get; init; }
+    /// <summary>Pair methods: train/logps/chosen (log pi(y_w|x)), mean of the first <see cref="StudySummary.Window"/> steps, mean over seeds.</summary>
+    public double? LogpsChosenStart { get; init; }
+    /// <summary>Pair methods: train/logps/chosen, mean of the last <see cref="StudySummary.Window"/> steps, mean over seeds.</summary>
+    public double? LogpsChosenEnd { get; init; }
+
+    [JsonIgnore]
+    public bool IsSweep => SweepField is not null;
+
+    /// <summary>"peak70 / dpo (online)" or "peak70 / rwr-B B=40".</summary>
+    [JsonIgnore]
+    public string Name => IsSweep ? $"{Label} {SweepField}={StudyValues.Format(SweepValue ?? 0)}" : Label;
+}
+
+/// <summary>
+/// A study's table: one row per cell in the study's order (the main grid reward by reward, then the sweeps),
+/// written as <c>table.csv</c>, <c>table.md</c> and the cells of <c>summary.json</c>.
+/// </summary>
+public sealed class StudySummary
+{
+    /// <summary>Gradient steps averaged for the "start" and "end" of a training metric.</summary>
+    public const int Window = 10;
+
+    public const string CsvHeader =
+        "reward,label,method,data,sweep_field,sweep_value,seeds,runs_failed,final_gold_reward_mean,final_gold_reward_std,"
+        + "eval_kl,eval_entropy,rewards_chosen,rewards_rejected,rewards_margins,logps_chosen_start,logps_chosen_end,run_ids";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public StudySummary(string name, Guid studyId, IReadOnlyList<StudyCellRun> runs)
+    {
+        Name = name;
+        StudyId = studyId;
+        Runs = runs;
+        Cells = runs.GroupBy(r => (r.Cell.Reward, r.Cell.Label, r.Cell.SweepField, r.Cell.SweepValue))
+            .Select(g => Summarize(g.ToList()))
+            .ToList();
+    }
+
+    public string Name { get; }
+    public Guid StudyId { get; }
+    public IReadOnlyList<StudyCellRun> Runs { get; }
+    public IReadOnlyList<StudyCellSummary> Cells { get; }
+
+    public IEnumerable<StudyCellSummary> MainGrid => Cells.Where(c => !c.IsSweep);
+    public IEnumerable<StudyCellSummary> Sweeps => Cells.Where(c => c.IsSweep);
+
+    /// <summary>Distinct runs linked by the study (a run shared by two cells counts once).</summary>
+    public IReadOnlyList<RunOutcome> DistinctRuns => Runs.Select(r => r.Outcome).DistinctBy(o => o.RunId).ToList();
+
+    /// <summary><c>{study, study_id, report_folder, runs, runs_failed, window, cells: [...]}</c>, indented, snake_case.</summary>
+    public string ToJson(string? reportFolder = null) => JsonSerializer.Serialize(new Document(
+        Name, StudyId, reportFolder, DistinctRuns.Count, DistinctRuns.Count(r => r.Status != "completed"), Window, Cells), Json);
+
+    private sealed record Document(
+        string Study, Guid StudyId,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ReportFolder,
+        int Runs, int RunsFailed, int Window, IReadOnlyList<StudyCellSummary> Cells);
+
+    /// <summary>Full precision (round-trip) numbers; empty where a number does not apply.</summary>
+    public IEnumerable<string> CsvLines() => Cells.Select(c => string.Join(",",
+            Csv(c.Reward), Csv(c.Label), Csv(c.Method), c.Data, c.SweepField ?? "", Number(c.SweepValue),
+            string.Join(" ", c.Seeds), Invariant(c.RunsFailed),
+            Number(c.FinalGoldRewardMean), Number(c.FinalGoldRewardStd), Number(c.EvalKl), Number(c.EvalEntropy),
+            Number(c.RewardsChosen), Number(c.RewardsRejected), Number(c.RewardsMargins),
+            Number(c.LogpsChosenStart), Number(c.LogpsChosenEnd), string.Join(" ", c.RunIds)))
+        .Prepend(CsvHeader);
+
+    /// <summary>A Markdown table of <paramref name="cells"/>, 3 decimals, with the full run ids (`preftune show RUN`).</summary>
+    public static IEnumerable<string> MarkdownTable(IEnumerable<StudyCellSummary> cells)
+    {
+        yield return "| reward | cell | method | data | seeds | final gold reward (mean ± std) | KL(π‖π_ref) | entropy "
+                     + "| reward y_w | reward y_l | margin | log π(y_w): start → end | runs |";
+        yield return "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+        foreach (var c in cells)
+            yield return "| " + string.Join(" | ",
+                c.Reward, Escape(c.Name), c.Method, c.Data, Invariant(c.Seeds.Count), Gold(c),
+                Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsChosen), Fixed(c.RewardsRejected), Fixed(c.RewardsMargins),
+                c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}",
+                string.Join(" ", c.RunIds.Select(id => $"`{id}`")) + (c.RunsFailed > 0 ? $" ({c.RunsFailed} failed)" : "")) + " |";
+    }
+
+    public Table Render()
+    {
+        var table = new Table().Title(Markup.Escape($"{Name} (study {StudyId})"))
+            .AddColumns("reward", "cell", "seeds", "final gold reward", "KL(π‖π_ref)", "entropy", "margin", "log π(y_w) start → end");
+        foreach (var c in Cells)
+            table.AddRow(Markup.Escape(c.Reward), Markup.Escape(c.Name), Invariant(c.Seeds.Count),
+                Markup.Escape(Gold(c)) + (c.RunsFailed > 0 ? $" [red]{c.RunsFailed} failed[/]" : ""),
+                Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsMargins),
+                c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}");
+        return table;
+    }
+
+    private static StudyCellSummary Summarize(IReadOnlyList<StudyCellRun> runs)
+    {
+        var cell = runs[0].Cell;
+        var outcomes = runs.Select(r => r.Outcome).ToList();
+        var spec = outcomes[0].Spec;
+        var finals = outcomes.Select(o => o.FinalGoldReward).OfType<double>().ToList();
+        return new StudyCellSummary
+        {
+            Reward = cell.Reward,
+            Label = cell.Label,
+            Method = spec.Method.Name,
+            Data = spec.Method.Data.ToString().ToLowerInvariant(),
+            SweepField = cell.SweepField,
+            SweepValue = cell.SweepValue,
+            Seeds = runs.Select(r => r.Cell.Seed).ToList(),
+            RunIds = outcomes.Select(o => o.RunId).ToList(),
+            RunsFailed = outcomes.Count(o => o.Status != "completed"),
+            FinalGoldRewardMean = Mean(finals),
+            FinalGoldRewardStd = finals.Count < 2 ? null : Math.Sqrt(finals.Sum(f => Math.Pow(f - finals.Average(), 2)) / (finals.Count - 1)),
+            EvalKl = Mean(outcomes.Select(o => o.Evaluations.LastOrDefault()?.Metrics.GetValueOrDefault("eval/objective/kl", double.NaN))
+                .OfType<double>().Where(v => !double.IsNaN(v))),
+            EvalEntropy = Mean(outcomes.Select(o => o.Evaluations.LastOrDefault()?.Entropy).OfType<double>()),
+            RewardsChosen = Mean(outcomes.Select(o => Last(o, "train/rewards/chosen")).OfType<double>()),
+            RewardsRejected = Mean(outcomes.Select(o => Last(o, "train/rewards/rejected")).OfType<double>()),
+            RewardsMargins = Mean(outcomes.Select(o => Last(o, "train/rewards/margins")).OfType<double>()),
+            LogpsChosenStart = Mean(outcomes.Select(o => First(o, "train/logps/chosen")).OfType<double>()),
+            LogpsChosenEnd = Mean(outcomes.Select(o => Last(o, "train/logps/chosen")).OfType<double>()),
+        };
+    }
+
+    /// <summary>Mean of a training metric over the run's first <see cref="Window"/> steps that report it; null when none do.</summary>
+    public static double? First(RunOutcome run, string metric) => Mean(Values(run, metric).Take(Window));
+
+    /// <summary>Mean of a training metric over the run's last <see cref="Window"/> steps that report it; null when none do.</summary>
+    public static double? Last(RunOutcome run, string metric) => Mean(Values(run, metric).TakeLast(Window));
+
+    private static IEnumerable<double> Values(RunOutcome run, string metric) =>
+        run.Updates.Where(u => u.Metrics.ContainsKey(metric)).Select(u => u.Metrics[metric]);
+
+    private static double? Mean(IEnumerable<double> values)
+    {
+        var list = values.ToList();
+        return list.Count == 0 ? null : list.Average();
+    }
+
+    private static string Gold(StudyCellSummary c) =>
+        c.FinalGoldRewardMean is not { } mean ? "–"
+        : c.FinalGoldRewardStd is { } std ? $"{Fixed(mean)} ± {Fixed(std)}"
+        : Fixed(mean);
+
+    private static string Fixed(double? value) => value is { } v ? v.ToString("F3", CultureInfo.InvariantCulture) : "–";
+
+    private static string Number(double? value) => value is { } v ? v.ToString("R", CultureInfo.InvariantCulture) : "";
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Escape(string text) => text.Replace("|", "\\|");
+
+    private static string Csv(string text) =>
+        text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
+}
