@@ -5,10 +5,12 @@ namespace PrefTune.Training.Methods;
 /// <summary>
 /// Pref-FT: supervised fine-tuning on the preferred response of each pair (PAPER.md, Losses):
 /// L = mean over pairs (w, l) of -log pi(y_w|x) / |y_w| (token mean). No negative term.
+/// It also reports DPO's implicit rewards beta * (log pi - log pi_ref) of y_w and y_l (beta is used for
+/// these diagnostics only), so the contrastive methods' margins can be compared with Pref-FT's.
 /// </summary>
-public sealed class PrefFt(double threshold) : IPreferenceLoss
+public sealed class PrefFt(double threshold, double beta = 0.05) : IPreferenceLoss
 {
-    private static readonly Dictionary<string, double> DefaultParameters = new() { ["threshold"] = 0 };
+    private static readonly Dictionary<string, double> DefaultParameters = new() { ["threshold"] = 0, ["beta"] = 0.05 };
 
     public static MethodDescriptor Descriptor { get; } = new()
     {
@@ -19,7 +21,7 @@ public sealed class PrefFt(double threshold) : IPreferenceLoss
         Create = given =>
         {
             var p = MethodParameters.Resolve("pref-ft", DefaultParameters, given);
-            return new PrefFt(p.Require("pref-ft", "threshold", t => t >= 0, "at least 0"));
+            return new PrefFt(p.Require("pref-ft", "threshold", t => t >= 0, "at least 0"), p.Require("pref-ft", "beta", b => b > 0, "above 0"));
         },
     };
 
@@ -31,9 +33,17 @@ public sealed class PrefFt(double threshold) : IPreferenceLoss
 
         var chosen = pairs.Chosen(batch.LogProbs);                       // [P] log pi(y_w|x)
         var loss = -(chosen / pairs.Chosen(batch.Lengths)).mean();       // []
+        var rejected = pairs.Rejected(batch.LogProbs).detach();          // [P] log pi(y_l|x), diagnostics only
+        var chosenRewards = beta * (chosen.detach() - pairs.Chosen(batch.RefLogProbs));
+        var rejectedRewards = beta * (rejected - pairs.Rejected(batch.RefLogProbs));
         return new LossOutput(loss, new Dictionary<string, Tensor>
         {
             ["logps/chosen"] = chosen.detach().mean(),
+            ["logps/rejected"] = rejected.mean(),
+            ["rewards/chosen"] = chosenRewards.mean(),
+            ["rewards/rejected"] = rejectedRewards.mean(),
+            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
+            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
             ["pairs"] = tensor((float)pairs.Count),
         });
     }

@@ -128,6 +128,25 @@ public class The_pref_ft_loss
         Assert.Equal(-1.0 / 4 / 3, gradient[0, 2], 6);
         Assert.Equal(3, Value(output.Metrics["pairs"]));
     }
+
+    [Fact]
+    public void Reports_the_implicit_rewards_of_both_responses_without_pushing_the_rejected_down()
+    {
+        using var scope = NewDisposeScope();
+        // policy log-probs -2 (chosen), -1 (rejected); reference -3 and -1: with beta 0.5 the implicit
+        // rewards are 0.5 * (-2 + 3) = 0.5 and 0.5 * (-1 + 1) = 0, margin 0.5.
+        var batch = Of(new float[,] { { -2, -1 } }, new float[,] { { 1, 0 } }, refLogProbs: new float[,] { { -3, -1 } });
+
+        var output = new PrefFt(threshold: 0, beta: 0.5).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(0.5, Value(output.Metrics["rewards/chosen"]), 6);
+        Assert.Equal(0, Value(output.Metrics["rewards/rejected"]), 6);
+        Assert.Equal(0.5, Value(output.Metrics["rewards/margins"]), 6);
+        Assert.Equal(1, Value(output.Metrics["rewards/accuracies"]), 6);
+        Assert.Equal(-1, Value(output.Metrics["logps/rejected"]), 6);
+        Assert.Equal(0, gradient[0, 1]);
+    }
 }
 
 public class The_best_of_n_loss
