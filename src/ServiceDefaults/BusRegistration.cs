@@ -23,6 +23,8 @@ public static class BusRegistration
         });
         services.AddMassTransit(x =>
         {
+            // MassTransit reports usage to its vendor over the internet by default; PrefTune never phones home.
+            x.DisableUsageTelemetry();
             x.SetEndpointNameFormatter(new KebabCaseEndpointNameFormatter(EndpointPrefix, false));
             addConsumers(x);
             if (string.IsNullOrWhiteSpace(options.Broker))
