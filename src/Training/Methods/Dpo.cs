@@ -39,18 +39,6 @@ public sealed class Dpo(double beta, double threshold) : IPreferenceLoss
         var rejectedRatio = rejectedLogps - pairs.Rejected(batch.RefLogProbs);           // [P] log pi/pi_ref (y_l)
         var h = chosenRatio - rejectedRatio;                                             // [P]
         var loss = -nn.functional.logsigmoid(beta * h).mean();                           // []
-
-        var chosenRewards = (beta * chosenRatio).detach();                               // TRL's implicit rewards
-        var rejectedRewards = (beta * rejectedRatio).detach();
-        return new LossOutput(loss, new Dictionary<string, Tensor>
-        {
-            ["rewards/chosen"] = chosenRewards.mean(),
-            ["rewards/rejected"] = rejectedRewards.mean(),
-            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
-            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
-            ["logps/chosen"] = chosenLogps.detach().mean(),
-            ["logps/rejected"] = rejectedLogps.detach().mean(),
-            ["pairs"] = tensor((float)pairs.Count),
-        });
+        return new LossOutput(loss, pairs.Diagnostics(batch, beta));
     }
 }

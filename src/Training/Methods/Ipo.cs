@@ -49,18 +49,6 @@ public sealed class Ipo(double beta, double targetMargin, double threshold) : IP
         var rejectedRatio = rejectedLogps - pairs.Rejected(batch.RefLogProbs);           // [P] log pi/pi_ref (y_l)
         var h = chosenRatio - rejectedRatio;                                             // [P]
         var loss = (h - Target).square().mean();                                         // []
-
-        var chosenRewards = (beta * chosenRatio).detach();                               // TRL's implicit rewards
-        var rejectedRewards = (beta * rejectedRatio).detach();
-        return new LossOutput(loss, new Dictionary<string, Tensor>
-        {
-            ["rewards/chosen"] = chosenRewards.mean(),
-            ["rewards/rejected"] = rejectedRewards.mean(),
-            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
-            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
-            ["logps/chosen"] = chosenLogps.detach().mean(),
-            ["logps/rejected"] = rejectedLogps.detach().mean(),
-            ["pairs"] = tensor((float)pairs.Count),
-        });
+        return new LossOutput(loss, pairs.Diagnostics(batch, beta));
     }
 }

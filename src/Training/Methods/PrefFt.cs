@@ -33,18 +33,6 @@ public sealed class PrefFt(double threshold, double beta = 0.05) : IPreferenceLo
 
         var chosen = pairs.Chosen(batch.LogProbs);                       // [P] log pi(y_w|x)
         var loss = -(chosen / pairs.Chosen(batch.Lengths)).mean();       // []
-        var rejected = pairs.Rejected(batch.LogProbs).detach();          // [P] log pi(y_l|x), diagnostics only
-        var chosenRewards = beta * (chosen.detach() - pairs.Chosen(batch.RefLogProbs));
-        var rejectedRewards = beta * (rejected - pairs.Rejected(batch.RefLogProbs));
-        return new LossOutput(loss, new Dictionary<string, Tensor>
-        {
-            ["logps/chosen"] = chosen.detach().mean(),
-            ["logps/rejected"] = rejected.mean(),
-            ["rewards/chosen"] = chosenRewards.mean(),
-            ["rewards/rejected"] = rejectedRewards.mean(),
-            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
-            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
-            ["pairs"] = tensor((float)pairs.Count),
-        });
+        return new LossOutput(loss, pairs.Diagnostics(batch, beta));
     }
 }

@@ -36,4 +36,26 @@ public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, 
 
     /// <summary>The loss when there are no pairs: exactly 0, still connected to the graph (zero gradient), never NaN.</summary>
     public static Tensor ZeroLoss(GroupBatch batch) => batch.LogProbs.sum() * 0;
+
+    /// <summary>
+    /// TRL's pair diagnostics, the same for every pair method: implicit rewards beta * log(pi/pi_ref) of the
+    /// chosen and rejected responses, their margin and accuracy, the log-probs, and the pair count. No gradient.
+    /// </summary>
+    public Dictionary<string, Tensor> Diagnostics(GroupBatch batch, double beta)
+    {
+        var chosenLogps = Chosen(batch.LogProbs).detach();                              // [P]
+        var rejectedLogps = Rejected(batch.LogProbs).detach();                          // [P]
+        var chosenRewards = beta * (chosenLogps - Chosen(batch.RefLogProbs));           // [P]
+        var rejectedRewards = beta * (rejectedLogps - Rejected(batch.RefLogProbs));     // [P]
+        return new Dictionary<string, Tensor>
+        {
+            ["rewards/chosen"] = chosenRewards.mean(),
+            ["rewards/rejected"] = rejectedRewards.mean(),
+            ["rewards/margins"] = (chosenRewards - rejectedRewards).mean(),
+            ["rewards/accuracies"] = (chosenRewards > rejectedRewards).to_type(ScalarType.Float32).mean(),
+            ["logps/chosen"] = chosenLogps.mean(),
+            ["logps/rejected"] = rejectedLogps.mean(),
+            ["pairs"] = tensor((float)Count),
+        };
+    }
 }
