@@ -54,6 +54,14 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
             record.Started.Transport,
             outcome.GradientSteps,
             Counts = record.Counts,
+            Stats = new
+            {
+                LagMin = record.Staleness.LagMin,
+                LagMean = record.Staleness.LagMean,
+                LagMax = record.Staleness.LagMax,
+                LagHistogram = record.Staleness.LagHistogram,
+                ReuseHistogram = record.Staleness.ReuseHistogram,
+            },
             Final = last is null ? null : new { Step = last.Step, GoldReward = last.MeanGoldReward, last.GoldRewardStd, last.Entropy, PolicyVersion = last.PolicyVersion },
             Spec = outcome.Spec,
         };
@@ -77,6 +85,8 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         Row("samples consumed by updates", record.Counts.SamplesConsumed);
         Row("checkpoints", record.Counts.Checkpoints);
         Row("evaluations", record.Counts.Evaluations);
+        Row("staleness (lag: uses)", string.Join("  ", record.Staleness.LagHistogram.Select(h => $"{h.Key}: {h.Value}")));
+        Row("reuse (times used: samples)", string.Join("  ", record.Staleness.ReuseHistogram.Select(h => $"{h.Key}: {h.Value}")));
         Row("final mean gold reward", last is null ? null : $"{last.MeanGoldReward:0.0000} (step {last.Step}, entropy {last.Entropy:0.000})");
         AnsiConsole.Write(grid);
         return 0;

@@ -61,6 +61,23 @@ public sealed class When_a_bandit_run_goes_through_the_pipeline(PostgresServer p
     }
 
     [Fact]
+    public async Task Staleness_and_reuse_are_measured_from_the_record()
+    {
+        // B = 40, M = 10, T = 2: each sampling round feeds 4 minibatches x 2 passes = 8 gradient steps, so the
+        // j-th step after a sampling round uses samples j versions old, and every sample is used twice.
+        var tiny = TinyRuns.Bandit("reinforce", DataSource.Online, steps: 16);
+        var spec = tiny with { Loop = tiny.Loop with { B = 40, M = 10, T = 2 } };
+        await using var session = await PipelineSession.StartAsync(Options(), ServiceHosting.InProcess, CancellationToken.None);
+
+        var outcome = await session.RunAsync(spec, null, CancellationToken.None);
+        var staleness = (await RunHistory.LoadAsync(session.Store, outcome.RunId, CancellationToken.None))!.Staleness;
+
+        Assert.Equal(Enumerable.Range(0, 8).ToDictionary(lag => lag, _ => 2 * 10), staleness.LagHistogram);
+        Assert.Equal((0, 3.5, 7), (staleness.LagMin, staleness.LagMean, staleness.LagMax));
+        Assert.Equal(new Dictionary<int, int> { [2] = 2 * 40 }, staleness.ReuseHistogram);
+    }
+
+    [Fact]
     public async Task The_same_seed_gives_the_same_numbers_and_checkpoints()
     {
         var spec = TinyRuns.Bandit("dpo", DataSource.Online);
