@@ -68,4 +68,19 @@ public sealed class On_the_categorical_bandit(PostgresServer postgres)
         Assert.True(gapNear < gapFar, $"gap near {gapNear:0.000} vs far {gapFar:0.000}: {summary}");
         Assert.All(near.Values, v => Assert.True(v > 0.377, summary));   // every method beats the reference at peak 20
     }
+
+    [Fact]
+    public async Task A_negative_gradient_widens_the_chosen_minus_rejected_margin_beyond_pref_ft()
+    {
+        var options = new PrefTuneOptions { Database = postgres.ConnectionString, Schema = PostgresServer.NewSchema(), StageTimeoutSeconds = 60 };
+        await using var session = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
+        static RunSpec Short(RunSpec spec) => spec with { Loop = spec.Loop with { GradientSteps = 100, EvalEvery = 100 } };
+
+        // Same seed, so the same D_pref; margins are beta * (log pi/pi_ref (y_w) - log pi/pi_ref (y_l)), beta 0.05 for both.
+        var prefFt = await session.RunAsync(Short(Spec("pref-ft", DataSource.Offline, 70)), null, CancellationToken.None);
+        var dpo = await session.RunAsync(Short(Spec("dpo", DataSource.Offline, 70)), null, CancellationToken.None);
+        static double LastMargins(Orchestrator.Runs.RunOutcome run) => run.Updates.TakeLast(10).Average(u => u.Metrics["train/rewards/margins"]);
+
+        Assert.True(LastMargins(dpo) > LastMargins(prefFt) + 1, $"dpo {LastMargins(dpo):0.000}, pref-ft {LastMargins(prefFt):0.000}");
+    }
 }
