@@ -6,8 +6,6 @@ using PrefTune.Training.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
 
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
-
 namespace PrefTune.Learner;
 
 /// <summary>
@@ -44,7 +42,7 @@ public sealed class RunLearner : IDisposable
     /// <summary>Builds the seeded policy, fits it to the reference data, and freezes a copy as pi_ref.</summary>
     public static (RunLearner Learner, byte[] Weights, double FitLoss) Initialize(TaskSpec spec, int seed)
     {
-        var task = TaskFactory.Create(spec);
+        var task = PreferenceTasks.Create(spec);
         PolicyModel policy, reference;
         lock (TorchRuntime.GlobalSeedLock)
         {
@@ -61,7 +59,7 @@ public sealed class RunLearner : IDisposable
     /// <summary>Rebuilds the state from checkpoints (a restarted Learner). The optimizer starts afresh.</summary>
     public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, byte[] policyWeights, CheckpointRef referenceCheckpoint, byte[] referenceWeights)
     {
-        var task = TaskFactory.Create(spec);
+        var task = PreferenceTasks.Create(spec);
         PolicyModel policy, reference;
         lock (TorchRuntime.GlobalSeedLock)
         {

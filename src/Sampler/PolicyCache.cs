@@ -4,8 +4,6 @@ using PrefTune.Training;
 using PrefTune.Training.Policies;
 using PrefTune.Training.Tasks;
 
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
-
 namespace PrefTune.Sampler;
 
 /// <summary>
@@ -67,7 +65,7 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
         if (!_runs.TryGetValue(key, out var loaded))
         {
             EvictLeastRecentlyUsed();
-            var task = TaskFactory.Create(spec);
+            var task = PreferenceTasks.Create(spec);
             loaded = new LoadedPolicy(task, task.CreatePolicy(seed: 0));
             _runs[key] = loaded;
         }

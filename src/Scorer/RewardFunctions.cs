@@ -2,8 +2,6 @@ using System.Collections.Concurrent;
 using PrefTune.Messages;
 using PrefTune.Training.Tasks;
 
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
-
 namespace PrefTune.Scorer;
 
 /// <summary>
@@ -20,7 +18,7 @@ public sealed class RewardFunctions
         if (request.RewardModel is not null)
             throw new NotSupportedException(
                 $"rewardModel: learned reward models are not served by this Scorer yet (got {request.RewardModel.Uri})");
-        var task = _tasks.GetOrAdd(request.Task, TaskFactory.Create);
+        var task = _tasks.GetOrAdd(request.Task, PreferenceTasks.Create);
         return request.Rollouts
             .Select(rollout =>
             {

@@ -4,8 +4,6 @@ using PrefTune.Messages;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.Training.Tasks;
 
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
-
 namespace PrefTune.Orchestrator.Bench;
 
 /// <summary>
@@ -18,7 +16,7 @@ public static class DirectLoop
     {
         var clock = Stopwatch.StartNew();
         var loop = spec.Loop;
-        var task = TaskFactory.Create(spec.Task);
+        var task = PreferenceTasks.Create(spec.Task);
         var pool = task.PromptPool(spec.Seed);
         var draws = new Random(spec.Seed);
         var (learner, weights, _) = RunLearner.Initialize(spec.Task, spec.Seed);

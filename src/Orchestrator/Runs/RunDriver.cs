@@ -3,8 +3,6 @@ using MassTransit;
 using PrefTune.Messages;
 using PrefTune.Training.Tasks;
 
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
-
 namespace PrefTune.Orchestrator.Runs;
 
 /// <summary>
@@ -205,7 +203,7 @@ public sealed class RunDriver(Stages stages, RunJournal journal)
         private readonly Random _promptDraws = new(spec.Seed);
         public Guid RunId { get; } = runId;
         public RunSpec Spec { get; } = spec;
-        public IReadOnlyList<Prompt> PromptPool { get; } = TaskFactory.Create(spec.Task).PromptPool(spec.Seed);
+        public IReadOnlyList<Prompt> PromptPool { get; } = PreferenceTasks.Create(spec.Task).PromptPool(spec.Seed);
         public Messages.CheckpointRef? Reference { get; set; }
         public Messages.CheckpointRef? Policy { get; set; }
         public List<PolicyEvaluated> Evaluations { get; } = [];

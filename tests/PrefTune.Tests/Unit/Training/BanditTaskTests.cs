@@ -3,8 +3,7 @@ using PrefTune.Training.Policies;
 using PrefTune.Training.Tasks.Bandit;
 using Xunit;
 using static TorchSharp.torch;
-// TaskFactory alone is ambiguous with System.Threading.Tasks.TaskFactory (implicit usings).
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
+using PrefTune.Training.Tasks;
 
 namespace PrefTune.Tests.Unit.Training;
 
@@ -65,13 +64,13 @@ public class Creating_a_task
     [Fact]
     public void Builds_the_bandit_for_kind_bandit()
     {
-        Assert.IsType<BanditTask>(TaskFactory.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec() }));
+        Assert.IsType<BanditTask>(PreferenceTasks.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec() }));
     }
 
     [Fact]
     public void Names_the_field_for_an_unknown_kind()
     {
-        var error = Assert.Throws<ArgumentException>(() => TaskFactory.Create(new TaskSpec { Kind = "chess" }));
+        var error = Assert.Throws<ArgumentException>(() => PreferenceTasks.Create(new TaskSpec { Kind = "chess" }));
 
         Assert.Contains("task.kind", error.Message);
         Assert.Contains("bandit", error.Message);
@@ -81,7 +80,7 @@ public class Creating_a_task
     public void Names_the_field_for_an_unknown_policy()
     {
         var error = Assert.Throws<ArgumentException>(() =>
-            TaskFactory.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "lstm" } }));
+            PreferenceTasks.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "lstm" } }));
 
         Assert.Contains("task.bandit.policy", error.Message);
         Assert.Contains("categorical, gpt", error.Message);

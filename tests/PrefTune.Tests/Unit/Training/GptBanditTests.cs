@@ -8,8 +8,7 @@ using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
-// TaskFactory alone is ambiguous with System.Threading.Tasks.TaskFactory (implicit usings).
-using TaskFactory = PrefTune.Training.Tasks.TaskFactory;
+using PrefTune.Training.Tasks;
 
 namespace PrefTune.Tests.Unit.Training;
 
@@ -214,7 +213,7 @@ public class The_gpt_bandit
     [Fact]
     public void Is_chosen_by_policy_gpt()
     {
-        var task = (BanditTask)TaskFactory.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "gpt" } });
+        var task = (BanditTask)PreferenceTasks.Create(new TaskSpec { Kind = "bandit", Bandit = new BanditSpec { Policy = "gpt" } });
         using var policy = task.CreatePolicy(1);
 
         Assert.IsType<TinyGpt>(policy);

@@ -4,7 +4,7 @@ using PrefTune.Training.Tasks.Bandit;
 namespace PrefTune.Training.Tasks;
 
 /// <summary>Builds the task a <see cref="TaskSpec"/> names. A new task kind is one case here.</summary>
-public static class TaskFactory
+public static class PreferenceTasks
 {
     /// <summary>Known values of <see cref="TaskSpec.Kind"/>.</summary>
     public static IReadOnlyList<string> Kinds { get; } = ["bandit"];
