@@ -33,11 +33,7 @@ public sealed class Dpo(double beta, double threshold) : IPreferenceLoss
         if (pairs.Count == 0)
             return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) });
 
-        var chosenLogps = pairs.Chosen(batch.LogProbs);                                  // [P]
-        var rejectedLogps = pairs.Rejected(batch.LogProbs);                              // [P]
-        var chosenRatio = chosenLogps - pairs.Chosen(batch.RefLogProbs);                 // [P] log pi/pi_ref (y_w)
-        var rejectedRatio = rejectedLogps - pairs.Rejected(batch.RefLogProbs);           // [P] log pi/pi_ref (y_l)
-        var h = chosenRatio - rejectedRatio;                                             // [P]
+        var h = pairs.Margin(batch);                                                     // [P]
         var loss = -nn.functional.logsigmoid(beta * h).mean();                           // []
         return new LossOutput(loss, pairs.Diagnostics(batch, beta));
     }

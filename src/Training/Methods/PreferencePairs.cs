@@ -37,6 +37,10 @@ public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, 
     /// <summary>The loss when there are no pairs: exactly 0, still connected to the graph (zero gradient), never NaN.</summary>
     public static Tensor ZeroLoss(GroupBatch batch) => batch.LogProbs.sum() * 0;
 
+    /// <summary>DPO's h per pair: (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), [P], with the policy's gradient.</summary>
+    public Tensor Margin(GroupBatch batch) =>
+        (Chosen(batch.LogProbs) - Chosen(batch.RefLogProbs)) - (Rejected(batch.LogProbs) - Rejected(batch.RefLogProbs));
+
     /// <summary>
     /// TRL's pair diagnostics, the same for every pair method: implicit rewards beta * log(pi/pi_ref) of the
     /// chosen and rejected responses, their margin and accuracy, the log-probs, and the pair count. No gradient.

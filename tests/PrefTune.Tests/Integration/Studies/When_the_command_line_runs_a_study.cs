@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json;
 using PrefTune.Tests.Integration.Servers;
+using PrefTune.Tests.Integration.Cli;
 using Xunit;
 
 namespace PrefTune.Tests.Integration.Studies;
@@ -72,20 +72,6 @@ public sealed class When_the_command_line_runs_a_study(PostgresServer postgres)
         }
     }
 
-    private async Task<(int ExitCode, string Output, string Error)> PrefTuneAsync(string schema, params string[] args)
-    {
-        var entry = typeof(Orchestrator.Cli.StudyCommand).Assembly.Location;
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(entry);
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        info.Environment["PREFTUNE_DATABASE"] = postgres.ConnectionString;
-        info.Environment["PREFTUNE_SCHEMA"] = schema;
-        info.Environment.Remove("PREFTUNE_BROKER");
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await output, await error);
-    }
+    private Task<(int ExitCode, string Output, string Error)> PrefTuneAsync(string schema, params string[] args) =>
+        PrefTuneProcess.RunAsync(postgres.ConnectionString, schema, args);
 }
