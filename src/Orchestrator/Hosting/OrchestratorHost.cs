@@ -48,7 +48,7 @@ public static class OrchestratorHost
         builder.Services.AddPrefTuneEventStore(options.Database!, options.Schema);
         builder.Services.AddSingleton<ServiceDirectory>();
         builder.Services.AddSingleton<Stages>();
-        builder.Services.AddSingleton<RunJournal>();
+        builder.Services.AddSingleton<EventJournal>();
         builder.Services.AddTransient<RunDriver>();
         return builder.Build();
     }

@@ -12,14 +12,14 @@ namespace PrefTune.Orchestrator.Runs;
 ///   minibatches of M, one gradient step each. Evaluate every EvalEvery steps.
 /// Each step is a request to a stage service; every fact is recorded before the next step uses it.
 /// </summary>
-public sealed class RunDriver(Stages stages, RunJournal journal)
+public sealed class RunDriver(Stages stages, EventJournal journal)
 {
     public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct)
     {
         var runId = NewId.NextGuid();
         var clock = Stopwatch.StartNew();
         var run = new RunState(runId, spec);
-        await journal.StartAsync(new RunStarted { RunId = runId, Spec = spec, StartedAt = DateTimeOffset.UtcNow, Transport = transport }, ct);
+        await journal.StartAsync(runId, new RunStarted { RunId = runId, Spec = spec, StartedAt = DateTimeOffset.UtcNow, Transport = transport }, ct);
         try
         {
             await TrainAsync(run, progress, ct);

@@ -18,7 +18,7 @@ public sealed record StudyProgress(int Run, int RunCount, StudyRun Current);
 /// </summary>
 public sealed class StudyRunner(PipelineSession session)
 {
-    private readonly StudyJournal _journal = new(session.Store);
+    private readonly EventJournal _journal = new(session.Store);
 
     /// <param name="progressFor">A progress sink per run (null: no progress); told when each run starts.</param>
     /// <returns>The study's id and each cell's outcome, in the study's run order.</returns>
@@ -27,7 +27,7 @@ public sealed class StudyRunner(PipelineSession session)
         Func<StudyProgress, IProgress<RunProgress>?>? progressFor, CancellationToken ct)
     {
         var studyId = NewId.NextGuid();
-        await _journal.StartAsync(new StudyStarted
+        await _journal.StartAsync(studyId, new StudyStarted
         {
             StudyId = studyId, Name = study.Name, SourceText = sourceText, SourceName = sourceName,
             RunCount = study.Runs.Count, StartedAt = DateTimeOffset.UtcNow,
@@ -41,10 +41,10 @@ public sealed class StudyRunner(PipelineSession session)
             var reused = made.TryGetValue(key, out var outcome);
             if (!reused)
                 made[key] = outcome = await session.RunAsync(run.Spec, progressFor?.Invoke(new StudyProgress(i + 1, study.Runs.Count, run)), ct);
-            await _journal.AppendAsync(studyId, new StudyRunFinished
+            await _journal.AppendAsync(studyId, ct, new StudyRunFinished
             {
                 StudyId = studyId, RunId = outcome!.RunId, Cell = run.Cell, Status = outcome.Status, Reused = reused,
-            }, ct);
+            });
             finished.Add((run.Cell, outcome));
         }
         return (studyId, finished);
@@ -59,8 +59,8 @@ public sealed class StudyRunner(PipelineSession session)
     });
 
     public Task CompleteAsync(Guid studyId, string reportFolder, CancellationToken ct) =>
-        _journal.AppendAsync(studyId, new StudyCompleted
+        _journal.AppendAsync(studyId, ct, new StudyCompleted
         {
             StudyId = studyId, CompletedAt = DateTimeOffset.UtcNow, ReportFolder = Path.GetFullPath(reportFolder),
-        }, ct);
+        });
 }
