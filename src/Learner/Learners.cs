@@ -44,6 +44,8 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
                 return earlier;
             var updates = learner.Train(command);
             var checkpoint = await store.PutAsync(learner.Version, learner.SaveWeights(), cancellationToken);
+            if (learner.SaveTrainerState() is { } state)
+                checkpoint = checkpoint with { TrainerState = await store.PutAsync(learner.Version, state, cancellationToken) };
             var trained = new PolicyTrained
             {
                 RunId = command.RunId,
@@ -73,7 +75,8 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
         }
         var policy = await store.GetAsync(command.Policy, cancellationToken);
         var reference = await store.GetAsync(command.Reference, cancellationToken);
-        learner = RunLearner.Restore(command.Task, command.Policy, policy, command.Reference, reference);
+        var state = command.Policy.TrainerState is null ? null : await store.GetAsync(command.Policy.TrainerState, cancellationToken);
+        learner = RunLearner.Restore(command.Task, command.Policy, policy, command.Reference, reference, state);
         Keep(command.RunId, learner);
         return learner;
     }

@@ -20,6 +20,8 @@ public sealed class RunLearner : IDisposable
     private optim.Optimizer? _optimizer;
     private IPreferenceLoss? _loss;
     private MethodSpec? _method;
+    /// <summary>Restored optimizer and loss state, applied when the method's optimizer is built.</summary>
+    private TrainerState? _pendingState;
 
     public int Version { get; private set; }
     public string PolicyHash { get; private set; }
@@ -56,8 +58,10 @@ public sealed class RunLearner : IDisposable
         return (new RunLearner(task, policy, reference, 0, hash, hash), weights, fitLoss);
     }
 
-    /// <summary>Rebuilds the state from checkpoints (a restarted Learner). The optimizer starts afresh.</summary>
-    public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, byte[] policyWeights, CheckpointRef referenceCheckpoint, byte[] referenceWeights)
+    /// <summary>Rebuilds the state from checkpoints (a restarted Learner). With the checkpoint's trainer state the
+    /// optimizer and loss continue exactly; without it (version 0, or an old checkpoint) they start afresh.</summary>
+    public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, byte[] policyWeights, CheckpointRef referenceCheckpoint,
+        byte[] referenceWeights, byte[]? trainerState = null)
     {
         var task = PreferenceTasks.Create(spec);
         PolicyModel policy, reference;
@@ -68,8 +72,15 @@ public sealed class RunLearner : IDisposable
         }
         policy.LoadWeights(policyWeights);
         reference.LoadWeights(referenceWeights);
-        return new RunLearner(task, policy, reference, policyCheckpoint.Version, policyCheckpoint.Sha256, referenceCheckpoint.Sha256);
+        return new RunLearner(task, policy, reference, policyCheckpoint.Version, policyCheckpoint.Sha256, referenceCheckpoint.Sha256)
+        {
+            _pendingState = trainerState is null ? null : TrainerState.Read(trainerState),
+        };
     }
+
+    /// <summary>The optimizer and loss state that continue training from the current weights (null before the first step).</summary>
+    public byte[]? SaveTrainerState() =>
+        _optimizer is null || _loss is null || _method is null ? null : TrainerState.Save(_method.Name, _optimizer, _loss);
 
     /// <summary>T passes of minibatches over the batch; returns one <see cref="UpdateApplied"/> per gradient step.</summary>
     public IReadOnlyList<UpdateApplied> Train(TrainPolicy command)
@@ -166,6 +177,9 @@ public sealed class RunLearner : IDisposable
         _optimizer?.Dispose();
         _optimizer = optim.Adam(_policy.parameters(), learningRate);
         _method = method;
+        if (_pendingState is not null && _pendingState.Method == method.Name)
+            _pendingState.ApplyTo(_optimizer, _loss);
+        _pendingState = null;
     }
 
     /// <summary>Samples grouped by prompt (Rollout.Group), in group order; every group must hold C responses.</summary>

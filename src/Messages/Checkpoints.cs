@@ -10,6 +10,9 @@ public sealed record CheckpointRef
     /// <summary>Where to fetch them: "pg://sha256/{hash}" or "file:///dir/{hash}.ckpt".</summary>
     public required string Uri { get; init; }
     public required long Bytes { get; init; }
+    /// <summary>The Learner's state beside the weights (optimizer moments and step, a loss's running baseline), so
+    /// that training continues from here exactly as if nothing had stopped. Samplers never need it.</summary>
+    public CheckpointRef? TrainerState { get; init; }
 }
 
 /// <summary>Ask the Learner to build the run's policy and reference (seeded) and publish version 0.</summary>

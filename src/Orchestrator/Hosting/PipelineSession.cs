@@ -36,6 +36,8 @@ public sealed class PipelineSession : IAsyncDisposable
 
     public PrefTuneOptions Options { get; }
     public IDocumentStore Store => _host.Services.GetRequiredService<IDocumentStore>();
+    public EventJournal Journal => _host.Services.GetRequiredService<EventJournal>();
+    public Stages Stages => _host.Services.GetRequiredService<Stages>();
     public ServiceProcesses? Children => _children;
 
     public string Transport => string.IsNullOrWhiteSpace(Options.Broker) ? "in-memory" : BrokerAddress.Parse(Options.Broker).ToString();

@@ -1,4 +1,8 @@
 using MassTransit;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
 using PrefTune.Messages;
 using PrefTune.ServiceDefaults;
 
@@ -11,41 +15,84 @@ public sealed class StageException(string stage, string message, Exception? inne
 }
 
 /// <summary>
-/// The Orchestrator's view of the other services: one request/response per Algorithm 1 step, with the
-/// stage timeout, and faults turned into <see cref="StageException"/>s that say which stage and why.
+/// The Orchestrator's view of the other services: one request/response per Algorithm 1 step. Every request is
+/// idempotent (seeded sampling, pure scoring, a Learner that answers a batch it already trained with its earlier
+/// result), so an attempt that gets no answer (a service killed mid-request, a broker restarting) is asked
+/// again with backoff and jitter until the stage budget runs out; a circuit breaker stops hammering a broker
+/// that is down. A stage that answers with a fault fails the run at once: asking again would fail again.
 /// </summary>
-public sealed class Stages(
-    IRequestClient<InitializePolicy> initialize,
-    IRequestClient<SampleRollouts> sample,
-    IRequestClient<ScoreRollouts> score,
-    IRequestClient<TrainPolicy> train,
-    PrefTuneOptions options)
+public sealed class Stages
 {
+    private readonly IRequestClient<InitializePolicy> _initialize;
+    private readonly IRequestClient<SampleRollouts> _sample;
+    private readonly IRequestClient<ScoreRollouts> _score;
+    private readonly IRequestClient<TrainPolicy> _train;
+    private readonly PrefTuneOptions _options;
+    private readonly ResiliencePipeline _pipeline;
+
+    public Stages(IRequestClient<InitializePolicy> initialize, IRequestClient<SampleRollouts> sample, IRequestClient<ScoreRollouts> score,
+        IRequestClient<TrainPolicy> train, PrefTuneOptions options)
+    {
+        (_initialize, _sample, _score, _train, _options) = (initialize, sample, score, train, options);
+        _pipeline = BuildPipeline(options);
+    }
+
+    /// <summary>Attempts that timed out or failed in transport so far (all stages); a run without faults has none.</summary>
+    public int Retries { get; private set; }
+
     public Task<PolicyInitialized> InitializeAsync(InitializePolicy request, CancellationToken ct) =>
-        AskAsync<InitializePolicy, PolicyInitialized>(initialize, request, "learner", ct);
+        AskAsync<InitializePolicy, PolicyInitialized>(_initialize, request, "learner", ct);
 
     public Task<RolloutsGenerated> SampleAsync(SampleRollouts request, CancellationToken ct) =>
-        AskAsync<SampleRollouts, RolloutsGenerated>(sample, request, "sampler", ct);
+        AskAsync<SampleRollouts, RolloutsGenerated>(_sample, request, "sampler", ct);
 
     public Task<RolloutsScored> ScoreAsync(ScoreRollouts request, CancellationToken ct) =>
-        AskAsync<ScoreRollouts, RolloutsScored>(score, request, "scorer", ct);
+        AskAsync<ScoreRollouts, RolloutsScored>(_score, request, "scorer", ct);
 
     public Task<PolicyTrained> TrainAsync(TrainPolicy request, CancellationToken ct) =>
-        AskAsync<TrainPolicy, PolicyTrained>(train, request, "learner", ct);
+        AskAsync<TrainPolicy, PolicyTrained>(_train, request, "learner", ct);
+
+    /// <summary>Total budget, then retries (backoff with jitter) of transient failures, then the breaker, then one attempt.</summary>
+    private ResiliencePipeline BuildPipeline(PrefTuneOptions options) => new ResiliencePipelineBuilder()
+        .AddTimeout(TimeSpan.FromSeconds(options.StageTimeoutSeconds))
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsTransient),
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(500),
+            MaxDelay = TimeSpan.FromSeconds(10),
+            MaxRetryAttempts = int.MaxValue,
+            OnRetry = _ => { Retries++; return default; },
+        })
+        .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not BrokenCircuitException && IsTransient(e)),
+            FailureRatio = 1.0,
+            MinimumThroughput = Math.Max(2, options.CircuitBreakAfter),
+            SamplingDuration = TimeSpan.FromSeconds(Math.Max(30, options.CircuitBreakAfter * options.StageAttemptSeconds * 2)),
+            BreakDuration = TimeSpan.FromSeconds(options.CircuitBreakSeconds),
+        })
+        .Build();
+
+    /// <summary>Worth asking again: no answer, a transport hiccup or an open circuit. A fault is an answer.</summary>
+    private static bool IsTransient(Exception e) => e is not (RequestFaultException or OperationCanceledException or StageException)
+        || e is RequestTimeoutException;
 
     private async Task<TResponse> AskAsync<TRequest, TResponse>(IRequestClient<TRequest> client, TRequest request,
         string stage, CancellationToken ct)
         where TRequest : class where TResponse : class
     {
-        var timeout = TimeSpan.FromSeconds(options.StageTimeoutSeconds);
+        var attempt = RequestTimeout.After(ms: (int)(_options.StageAttemptSeconds * 1000));
         try
         {
-            var response = await client.GetResponse<TResponse>(request, ct, RequestTimeout.After(ms: (int)timeout.TotalMilliseconds));
-            return response.Message;
+            return await _pipeline.ExecuteAsync(async token =>
+                (await client.GetResponse<TResponse>(request, token, attempt)).Message, ct);
         }
-        catch (RequestTimeoutException e)
+        catch (TimeoutRejectedException e)
         {
-            throw new StageException(stage, $"no answer from the {stage} to {typeof(TRequest).Name} within {timeout.TotalSeconds:0} s", e);
+            throw new StageException(stage, $"no answer from the {stage} to {typeof(TRequest).Name} within {_options.StageTimeoutSeconds:0} s "
+                + $"(attempts of {_options.StageAttemptSeconds:0} s, {Retries} retries so far)", e);
         }
         catch (RequestFaultException e)
         {

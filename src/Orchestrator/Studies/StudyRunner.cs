@@ -18,7 +18,7 @@ public sealed record StudyProgress(int Run, int RunCount, StudyRun Current);
 /// </summary>
 public sealed class StudyRunner(PipelineSession session)
 {
-    private readonly EventJournal _journal = new(session.Store);
+    private readonly EventJournal _journal = session.Journal;
 
     /// <param name="progressFor">A progress sink per run (null: no progress); told when each run starts.</param>
     /// <returns>The study's id and each cell's outcome, in the study's run order.</returns>

@@ -17,7 +17,7 @@ namespace PrefTune.Training.Methods;
 /// the loss instance, one per run; with T &gt; 1 every pass over the same samples updates it again.</para>
 /// Log-ratios are clamped to [-20, 20] before exp.
 /// </summary>
-public sealed class Ppo(double cliprange, double klCoef, bool adaptiveKl, double klTarget, double klHorizon) : IPreferenceLoss
+public sealed class Ppo(double cliprange, double klCoef, bool adaptiveKl, double klTarget, double klHorizon) : IPreferenceLoss, IStatefulLoss
 {
     // cliprange: eps 0.2; kl_coef: the initial coefficient 0.2 (the paper also runs 0.02); adaptive_kl: 1 = Ziegler's
     // controller; kl_target: its target KL, 6 nats; kl_horizon: its horizon, 10000 samples (TRL's default).
@@ -76,4 +76,8 @@ public sealed class Ppo(double cliprange, double klCoef, bool adaptiveKl, double
         }
         return new LossOutput(loss, metrics);
     }
+
+    public IReadOnlyDictionary<string, double> SaveState() => new Dictionary<string, double> { ["kl_coef"] = KlCoef };
+
+    public void LoadState(IReadOnlyDictionary<string, double> state) => KlCoef = state["kl_coef"];
 }

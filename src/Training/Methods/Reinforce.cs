@@ -13,7 +13,7 @@ namespace PrefTune.Training.Methods;
 /// b = mean(r~), later ones b = m b + (1 - m) mean(r~) with m = baseline_momentum. A batch never baselines
 /// itself, and b carries no start-at-zero bias. The state lives in the loss instance, one per run.</para>
 /// </summary>
-public sealed class Reinforce(double momentum, double klCoef) : IPreferenceLoss
+public sealed class Reinforce(double momentum, double klCoef) : IPreferenceLoss, IStatefulLoss
 {
     /// <summary>Weights (r~ - b) are clipped to [-10, 10] (the paper's clip).</summary>
     public const double WeightClip = 10;
@@ -59,5 +59,13 @@ public sealed class Reinforce(double momentum, double klCoef) : IPreferenceLoss
         Baseline = Batches == 0 ? batchMean : momentum * Baseline + (1 - momentum) * batchMean;
         Batches++;
         return new LossOutput(loss, metrics);
+    }
+
+    public IReadOnlyDictionary<string, double> SaveState() => new Dictionary<string, double> { ["baseline"] = Baseline, ["batches"] = Batches };
+
+    public void LoadState(IReadOnlyDictionary<string, double> state)
+    {
+        Baseline = state["baseline"];
+        Batches = (int)state["batches"];
     }
 }
