@@ -12,7 +12,7 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
 {
     /// <summary>Runs kept in memory; an evicted run that comes back is restored from its checkpoints.</summary>
     private const int MaxRuns = 8;
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _gate = TorchRuntime.Work;
     private readonly Dictionary<Guid, RunLearner> _runs = [];
     private readonly List<Guid> _recent = [];
 
@@ -98,6 +98,5 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
     {
         foreach (var learner in _runs.Values) learner.Dispose();
         _runs.Clear();
-        _gate.Dispose();
     }
 }

@@ -8,6 +8,39 @@ public sealed record RunStarted
     public required DateTimeOffset StartedAt { get; init; }
     /// <summary>"in-memory" or the broker address without credentials.</summary>
     public string Transport { get; init; } = "in-memory";
+    /// <summary>A counterfactual replay: the run whose recorded batches this run trains on (with another method).</summary>
+    public Guid? ReplayOf { get; init; }
+    /// <summary>What bit-for-bit reproduction depends on (library versions, CPU, threads); replay compares it.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>A stopped run was continued from its event stream and last checkpoint (`preftune resume`).</summary>
+public sealed record RunResumed
+{
+    public required Guid RunId { get; init; }
+    /// <summary>The policy version training continues from.</summary>
+    public required int PolicyVersion { get; init; }
+    /// <summary>The first iteration of Algorithm 1 still to assemble.</summary>
+    public required int NextIteration { get; init; }
+    /// <summary>A batch that was recorded but whose training was never recorded; it is trained first, not dropped.</summary>
+    public Guid? PendingBatch { get; init; }
+    public required DateTimeOffset ResumedAt { get; init; }
+    public string Transport { get; init; } = "in-memory";
+}
+
+/// <summary>The Learner's trajectory was rebuilt from the recorded batches alone and compared, checkpoint by checkpoint.</summary>
+public sealed record RunReplayed
+{
+    public required Guid RunId { get; init; }
+    /// <summary>Checkpoints compared (the initial policy and one per trained batch) and how many had the recorded hash.</summary>
+    public required int Checkpoints { get; init; }
+    public required int Matched { get; init; }
+    /// <summary>Policy version of the first checkpoint whose hash differed, if any.</summary>
+    public int? FirstMismatch { get; init; }
+    /// <summary>Why the replay could not promise exactness (environment differences), empty when it could.</summary>
+    public IReadOnlyList<string> Caveats { get; init; } = [];
+    public required double Seconds { get; init; }
+    public required DateTimeOffset ReplayedAt { get; init; }
 }
 
 /// <summary>A run reached its gradient-step budget.</summary>

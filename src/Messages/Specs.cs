@@ -104,4 +104,10 @@ public sealed record LoopSpec
     public int DatasetResponses { get; init; } = 10;
     /// <summary>Sampling temperature (the paper uses 1).</summary>
     public double Temperature { get; init; } = 1.0;
+    /// <summary>K: how many policy versions the Sampler may run ahead of the Learner. 0 is strictly on-policy. With K &gt; 0
+    /// the batch that will be trained from version v is sampled, as soon as it may be, from version v - K (version 0 at
+    /// the start), while the Learner is still training earlier batches: with the services in separate processes,
+    /// sampling and learning overlap. The schedule is fixed, so the lag is deterministic (exactly K once past the
+    /// start) and a run is as reproducible as at K = 0; this is also how a fixed lag is injected to study it.</summary>
+    public int MaxStaleness { get; init; }
 }

@@ -14,7 +14,7 @@ namespace PrefTune.Sampler;
 public sealed class PolicyCache(ICheckpointStore store) : IDisposable
 {
     private const int MaxRuns = 16;
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _gate = TorchRuntime.Work;
     private readonly Dictionary<(Guid Run, string Slot), LoadedPolicy> _runs = [];
 
     private sealed class LoadedPolicy(IPreferenceTask task, PolicyModel policy)
@@ -90,6 +90,5 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
     {
         foreach (var loaded in _runs.Values) loaded.Policy.Dispose();
         _runs.Clear();
-        _gate.Dispose();
     }
 }

@@ -11,6 +11,13 @@ public static class TorchRuntime
     /// runs initialising at once in one process cannot interleave their draws.</summary>
     public static readonly Lock GlobalSeedLock = new();
 
+    /// <summary>
+    /// Held for all libtorch work of the stage services in this process (sampling, training). With every service in
+    /// one process, a Sampler running ahead of the Learner (max_staleness &gt; 0) would otherwise use libtorch from
+    /// two threads at once, which TorchSharp does not promise to survive; services in separate processes overlap.
+    /// </summary>
+    public static readonly SemaphoreSlim Work = new(1, 1);
+
     /// <summary>Sets libtorch's intra-op thread count if it differs (cheap to call before every command).</summary>
     public static void UseThreads(int threads)
     {

@@ -27,6 +27,15 @@ public class PipelineSettings : CommandSettings
     [Description("PostgreSQL schema of the event store and checkpoints. Default: PREFTUNE_SCHEMA, else preftune.")]
     public string? Schema { get; init; }
 
+    [CommandOption("--external-services")]
+    [Description("With --broker: do not start the services here; wait for ones started elsewhere (`preftune serve`).")]
+    public bool ExternalServices { get; init; }
+
+    /// <summary>In-process without a broker; with one, child processes unless the services run elsewhere.</summary>
+    public Hosting.ServiceHosting Hosting(PrefTuneOptions options) =>
+        string.IsNullOrWhiteSpace(options.Broker) ? PrefTune.Orchestrator.Hosting.ServiceHosting.InProcess
+        : ExternalServices ? PrefTune.Orchestrator.Hosting.ServiceHosting.External : PrefTune.Orchestrator.Hosting.ServiceHosting.ChildProcesses;
+
     public PrefTuneOptions ToOptions()
     {
         var options = PrefTuneHost.ReadOptions([]);

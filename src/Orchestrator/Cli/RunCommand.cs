@@ -25,17 +25,13 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [Description("Report folder. Default: out/<experiment>-<timestamp>")]
         public string? Output { get; init; }
 
-        [CommandOption("--external-services")]
-        [Description("With --broker: do not start the services here; wait for ones started elsewhere (`preftune serve`).")]
-        public bool ExternalServices { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var experiment = ExperimentFile.Load(settings.Experiment);
         var options = settings.ToOptions();
-        var hosting = string.IsNullOrWhiteSpace(options.Broker) ? ServiceHosting.InProcess
-            : settings.ExternalServices ? ServiceHosting.External : ServiceHosting.ChildProcesses;
+        var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{experiment.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);

@@ -28,9 +28,6 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         [Description("Report folder. Default: out/<study>-<timestamp>")]
         public string? Output { get; init; }
 
-        [CommandOption("--external-services")]
-        [Description("With --broker: do not start the services here; wait for ones started elsewhere (`preftune serve`).")]
-        public bool ExternalServices { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -38,8 +35,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         var study = StudyFile.Load(settings.Study);
         var sourceText = await File.ReadAllTextAsync(settings.Study, cancellationToken);
         var options = settings.ToOptions();
-        var hosting = string.IsNullOrWhiteSpace(options.Broker) ? ServiceHosting.InProcess
-            : settings.ExternalServices ? ServiceHosting.External : ServiceHosting.ChildProcesses;
+        var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{study.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);

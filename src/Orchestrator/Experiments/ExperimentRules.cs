@@ -19,6 +19,7 @@ internal static class ExperimentRules
         AtLeast<LoopSpec>("eval_samples", l => l.EvalSamples, 1),
         AtLeast<LoopSpec>("dataset_prompts", l => l.DatasetPrompts, 1),
         AtLeast<LoopSpec>("dataset_responses", l => l.DatasetResponses, 1),
+        AtLeast<LoopSpec>("max_staleness", l => l.MaxStaleness, 0),
         Positive<LoopSpec>("learning_rate", l => l.LearningRate),
         Positive<LoopSpec>("temperature", l => l.Temperature),
         MultipleOf("B", l => l.B, "C", l => l.C,

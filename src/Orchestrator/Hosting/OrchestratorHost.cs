@@ -50,6 +50,7 @@ public static class OrchestratorHost
         builder.Services.AddSingleton<Stages>();
         builder.Services.AddSingleton<EventJournal>();
         builder.Services.AddTransient<RunDriver>();
+        builder.Services.AddTransient<RunReplay>();
         return builder.Build();
     }
 

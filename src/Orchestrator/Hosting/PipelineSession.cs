@@ -72,6 +72,17 @@ public sealed class PipelineSession : IAsyncDisposable
     public Task<RunOutcome> RunAsync(RunSpec spec, IProgress<RunProgress>? progress, CancellationToken ct) =>
         _host.Services.GetRequiredService<RunDriver>().RunAsync(spec, Transport, progress, ct);
 
+    public Task<RunOutcome> ResumeAsync(RecordedRun recorded, IProgress<RunProgress>? progress, CancellationToken ct) =>
+        _host.Services.GetRequiredService<RunDriver>().ResumeAsync(recorded, Transport, progress, ct);
+
+    /// <summary>A counterfactual replay: <paramref name="spec"/> trained on <paramref name="recorded"/>'s batches, as a new run.</summary>
+    public Task<RunOutcome> ReplayAsync(RunSpec spec, RecordedRun recorded, IProgress<RunProgress>? progress, CancellationToken ct) =>
+        _host.Services.GetRequiredService<RunDriver>().ReplayAsync(spec, recorded, Transport, progress, ct);
+
+    /// <summary>An exact replay: the recorded run's Learner trajectory rebuilt and its checkpoint hashes compared.</summary>
+    public Task<ReplayReport> ReplayExactlyAsync(RecordedRun recorded, CancellationToken ct) =>
+        _host.Services.GetRequiredService<RunReplay>().ReplayAsync(recorded, ct);
+
     public async ValueTask DisposeAsync()
     {
         _children?.Dispose();

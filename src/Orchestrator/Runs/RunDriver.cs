@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using MassTransit;
 using PrefTune.Messages;
-using PrefTune.Training.Tasks;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -11,36 +10,87 @@ namespace PrefTune.Orchestrator.Runs;
 ///   the current policy; offline: C responses per prompt from D_pref); score them; T passes of
 ///   minibatches of M, one gradient step each. Evaluate every EvalEvery steps.
 /// Each step is a request to a stage service; every fact is recorded before the next step uses it.
+/// <para>Where D comes from is a <see cref="BatchSource"/>: fresh samples (possibly sampled ahead, up to
+/// max_staleness versions), the offline dataset, or the recorded batches of another run (a counterfactual
+/// replay). A run that stopped is resumed from its events by <see cref="ResumeAsync"/>.</para>
 /// </summary>
 public sealed class RunDriver(Stages stages, EventJournal journal)
 {
-    public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct)
+    public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct) =>
+        await StartAsync(spec, transport, null, progress, ct);
+
+    /// <summary>Trains <paramref name="spec"/> (another method) on exactly the batches <paramref name="recorded"/> holds,
+    /// as a new run linked to its source.</summary>
+    public async Task<RunOutcome> ReplayAsync(RunSpec spec, RecordedRun recorded, string transport, IProgress<RunProgress>? progress, CancellationToken ct) =>
+        await StartAsync(spec, transport, recorded, progress, ct);
+
+    /// <summary>Continues a run whose processes died, from its event stream and last checkpoint (`preftune resume`).</summary>
+    public async Task<RunOutcome> ResumeAsync(RecordedRun recorded, string transport, IProgress<RunProgress>? progress, CancellationToken ct)
     {
-        var runId = NewId.NextGuid();
         var clock = Stopwatch.StartNew();
-        var run = new RunState(runId, spec);
-        await journal.StartAsync(runId, new RunStarted { RunId = runId, Spec = spec, StartedAt = DateTimeOffset.UtcNow, Transport = transport }, ct);
+        var (run, source, pending, evaluationMissing) = ResumePoint.Rebuild(recorded, this);
+        var next = pending?.Iteration ?? recorded.Assembled.Count;
+        await journal.AppendAsync(run.RunId, ct, new RunResumed
+        {
+            RunId = run.RunId, PolicyVersion = run.Policy!.Version, NextIteration = next,
+            PendingBatch = pending?.Batch.BatchId, ResumedAt = DateTimeOffset.UtcNow, Transport = transport,
+        });
+        return await DriveAsync(run, clock, async () =>
+        {
+            if (evaluationMissing)
+                await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
+            await TrainAsync(run, source, next, pending?.Batch, progress, ct);
+        }, ct);
+    }
+
+    private async Task<RunOutcome> StartAsync(RunSpec spec, string transport, RecordedRun? replayOf, IProgress<RunProgress>? progress, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var run = new RunState(NewId.NextGuid(), spec);
+        await journal.StartAsync(run.RunId, new RunStarted
+        {
+            RunId = run.RunId, Spec = spec, StartedAt = DateTimeOffset.UtcNow, Transport = transport,
+            ReplayOf = replayOf?.Started.RunId, Environment = RunEnvironment.Current(spec.TorchThreads),
+        }, ct);
+        return await DriveAsync(run, clock, async () =>
+        {
+            var initialized = await stages.InitializeAsync(new InitializePolicy { RunId = run.RunId, Task = spec.Task, Seed = spec.Seed, TorchThreads = spec.TorchThreads }, ct);
+            await journal.AppendAsync(run.RunId, ct, initialized, new CheckpointPublished { RunId = run.RunId, Checkpoint = initialized.Policy });
+            run.Reference = initialized.Reference;
+            run.Policy = initialized.Policy;
+            await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
+            progress?.Report(new RunProgress(run.RunId, spec.Label, 0, spec.Loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
+
+            BatchSource source = replayOf is not null ? new RecordedBatches(replayOf)
+                : spec.Method.Data == DataSource.Offline ? new DatasetBatches(await BuildDatasetAsync(run, ct))
+                : new FreshBatches(this);
+            await TrainAsync(run, source, 0, null, progress, ct);
+        }, ct);
+    }
+
+    /// <summary>Runs <paramref name="body"/> and records how the run ended: RunCompleted, or RunFailed with the stage and reason.</summary>
+    private async Task<RunOutcome> DriveAsync(RunState run, Stopwatch clock, Func<Task> body, CancellationToken ct)
+    {
         try
         {
-            await TrainAsync(run, progress, ct);
-            var completed = new RunCompleted
+            await body();
+            await journal.AppendAsync(run.RunId, ct, new RunCompleted
             {
-                RunId = runId,
+                RunId = run.RunId,
                 GradientSteps = run.Steps,
                 PolicyVersion = run.Policy!.Version,
                 FinalGoldReward = run.Evaluations.LastOrDefault()?.MeanGoldReward,
                 CompletedAt = DateTimeOffset.UtcNow,
-            };
-            await journal.AppendAsync(runId, ct, completed);
+            });
             return run.Outcome("completed", null, clock.Elapsed);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            var stage = e is StageException s ? s.Stage : "orchestrator";
-            var failed = new RunFailed { RunId = runId, Reason = e.Message, Stage = stage, FailedAt = DateTimeOffset.UtcNow };
+            var stage = e is StageException s ? s.Stage : EventJournal.IsTransient(e) ? "event-store" : "orchestrator";
+            var failed = new RunFailed { RunId = run.RunId, Reason = e.Message, Stage = stage, FailedAt = DateTimeOffset.UtcNow };
             try
             {
-                await journal.AppendAsync(runId, CancellationToken.None, failed);
+                await journal.AppendAsync(run.RunId, CancellationToken.None, failed);
             }
             catch (Exception journalError)
             {
@@ -51,92 +101,91 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         }
     }
 
-    private async Task TrainAsync(RunState run, IProgress<RunProgress>? progress, CancellationToken ct)
+    /// <summary>Iterations <paramref name="start"/>.. of Algorithm 1; <paramref name="pending"/> is a batch recorded
+    /// before a crash whose training was not, trained first (and not recorded twice).</summary>
+    private async Task TrainAsync(RunState run, BatchSource source, int start, Batch? pending, IProgress<RunProgress>? progress, CancellationToken ct)
     {
         var spec = run.Spec;
         var loop = spec.Loop;
-        var initialized = await stages.InitializeAsync(new InitializePolicy { RunId = run.RunId, Task = spec.Task, Seed = spec.Seed, TorchThreads = spec.TorchThreads }, ct);
-        await journal.AppendAsync(run.RunId, ct, initialized, new CheckpointPublished { RunId = run.RunId, Checkpoint = initialized.Policy });
-        run.Reference = initialized.Reference;
-        run.Policy = initialized.Policy;
-        await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
-        progress?.Report(new RunProgress(run.RunId, spec.Label, 0, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
-
-        var dataset = spec.Method.Data == DataSource.Offline ? await BuildDatasetAsync(run, ct) : null;
-        var stepsPerIteration = loop.T * loop.B / loop.M;
-        var iterations = (loop.GradientSteps + stepsPerIteration - 1) / stepsPerIteration;
-        for (var iteration = 0; iteration < iterations; iteration++)
+        var iterations = Math.Min(run.Iterations, source.Available ?? int.MaxValue);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        try
         {
-            // Step 2 (and 3): D, |D| = B, as B/C prompt groups of C responses; recorded before anyone learns from it.
-            var batchId = NewId.NextGuid();
-            var facts = new List<object>();
-            IReadOnlyList<TrainingSample> samples;
-            if (dataset is null)
+            for (var iteration = start; iteration < iterations; iteration++)
             {
-                var (generated, scored, fresh) = await SampleAndScoreAsync(run, batchId, RolloutPurpose.Training, iteration, run.DrawPrompts(loop.B / loop.C), loop.C, ct);
-                facts.Add(generated);
-                facts.Add(scored);
-                samples = fresh;
-            }
-            else
-            {
-                samples = dataset.NextBatch(loop.B / loop.C);
-            }
-            facts.Add(new TrainingBatchAssembled
-            {
-                RunId = run.RunId, BatchId = batchId, Iteration = iteration, Source = spec.Method.Data,
-                PolicyVersion = run.Policy.Version, SampleIds = samples.Select(s => s.Rollout.SampleId).ToList(),
-            });
-            await journal.AppendAsync(run.RunId, facts, ct);
+                source.RunAhead(run, iteration + (iteration == start && pending is not null ? 1 : 0), iterations, stop.Token);
+                var batch = iteration == start && pending is not null ? pending : await source.TakeAsync(run, iteration, stop.Token);
+                if (!batch.Recorded)
+                {
+                    // Step 2 (and 3): D, |D| = B, as B/C prompt groups of C responses; recorded before anyone learns from it.
+                    run.SamplesDrawn += batch.SamplesDrawn;
+                    run.RewardQueries += batch.RewardQueries;
+                    await journal.AppendAsync(run.RunId, [.. batch.Facts, new TrainingBatchAssembled
+                    {
+                        RunId = run.RunId, BatchId = batch.BatchId, Iteration = iteration, Source = source.Data(spec),
+                        PolicyVersion = run.Policy!.Version, SampleIds = batch.Samples.Select(s => s.Rollout.SampleId).ToList(),
+                    }], ct);
+                }
 
-            // Step 4: T passes of minibatches of M, one gradient step each.
-            var trained = await stages.TrainAsync(new TrainPolicy
-            {
-                RunId = run.RunId, BatchId = batchId, Iteration = iteration, Task = spec.Task, Method = spec.Method, Loop = loop,
-                Policy = run.Policy, Reference = run.Reference, Samples = samples, Seed = SeedFor(spec.Seed, iteration, 3),
-                TorchThreads = spec.TorchThreads,
-            }, ct);
-            run.Updates.AddRange(trained.Updates);
-            run.Policy = trained.Checkpoint;
-            List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }];
-
-            var last = iteration == iterations - 1;
-            try
-            {
-                if (last || run.Steps / loop.EvalEvery > (run.Steps - trained.Steps) / loop.EvalEvery)
-                    learned.Add(await EvaluateAsync(run, ct));
+                // Step 4: T passes of minibatches of M, one gradient step each.
+                var trained = await stages.TrainAsync(new TrainPolicy
+                {
+                    RunId = run.RunId, BatchId = batch.BatchId, Iteration = iteration, Task = spec.Task, Method = spec.Method, Loop = loop,
+                    Policy = run.Policy!, Reference = run.Reference!, Samples = batch.Samples, Seed = SeedFor(spec.Seed, iteration, 3),
+                    TorchThreads = spec.TorchThreads,
+                }, ct);
+                run.Updates.AddRange(trained.Updates);
+                run.Policy = trained.Checkpoint;
+                source.RunAhead(run, iteration + 1, iterations, stop.Token);
+                List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }];
+                try
+                {
+                    if (EvaluationDue(run, trained.Steps, iteration == iterations - 1))
+                        learned.Add(await EvaluateAsync(run, ct));
+                }
+                finally
+                {
+                    // The updates were applied: they are recorded (with the evaluation when there is one) even if evaluating failed.
+                    await journal.AppendAsync(run.RunId, learned, ct);
+                }
+                progress?.Report(new RunProgress(run.RunId, spec.Label, run.Steps, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
             }
-            finally
-            {
-                // The updates were applied: they are recorded (with the evaluation when there is one) even if evaluating failed.
-                await journal.AppendAsync(run.RunId, learned, ct);
-            }
-            progress?.Report(new RunProgress(run.RunId, spec.Label, run.Steps, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
+        }
+        finally
+        {
+            await stop.CancelAsync(); // batches sampled ahead that will never be trained
         }
     }
+
+    /// <summary>Evaluate every EvalEvery gradient steps (when the last batch crossed a multiple) and at the end.</summary>
+    private static bool EvaluationDue(RunState run, int stepsJustTaken, bool last) =>
+        last || run.Steps / run.Spec.Loop.EvalEvery > (run.Steps - stepsJustTaken) / run.Spec.Loop.EvalEvery;
 
     /// <summary>D_pref: N responses per prompt from the reference policy, scored once and recorded.</summary>
     private async Task<OfflineDataset> BuildDatasetAsync(RunState run, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
         var prompts = run.DrawPrompts(loop.DatasetPrompts);
-        var (generated, scored, samples) = await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, prompts, loop.DatasetResponses, ct, run.Reference);
-        await journal.AppendAsync(run.RunId, ct, generated, scored);
-        return new OfflineDataset(samples, loop.DatasetResponses, new Random(run.Spec.Seed));
+        var batch = await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, prompts, loop.DatasetResponses, run.Reference!, ct);
+        run.SamplesDrawn += batch.SamplesDrawn;
+        run.RewardQueries += batch.RewardQueries;
+        await journal.AppendAsync(run.RunId, batch.Facts, ct);
+        return new OfflineDataset(batch.Samples, loop.DatasetResponses, new Random(run.Spec.Seed));
     }
 
-    /// <summary>Samples C responses per prompt and scores them; returns both facts (for the caller to record) and the training samples.</summary>
-    private async Task<(RolloutsGenerated, RolloutsScored, IReadOnlyList<TrainingSample>)> SampleAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
-        int iteration, IReadOnlyList<Prompt> prompts, int c, CancellationToken ct, Messages.CheckpointRef? policy = null)
+    /// <summary>Samples C responses per prompt from <paramref name="policy"/> and scores them. Touches no run state
+    /// (it may run while the Learner trains): the caller records the facts and adds the counts.</summary>
+    internal async Task<Batch> SampleAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose, int iteration,
+        IReadOnlyList<Prompt> prompts, int c, CheckpointRef policy, CancellationToken ct)
     {
-        var (generated, scored) = await GenerateAndScoreAsync(run, batchId, purpose, iteration, prompts, c, policy ?? run.Policy!, ct);
-        run.SamplesDrawn += generated.Rollouts.Count;
+        var (generated, scored) = await GenerateAndScoreAsync(run, batchId, purpose, iteration, prompts, c, policy, ct);
         var rewards = scored.Scores.ToDictionary(s => s.SampleId, s => s.Reward);
-        return (generated, scored, generated.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList());
+        var samples = generated.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList();
+        return new Batch(batchId, [generated, scored], samples, generated.Rollouts.Count, scored.RewardQueries);
     }
 
     private async Task<(RolloutsGenerated, RolloutsScored)> GenerateAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
-        int iteration, IReadOnlyList<Prompt> prompts, int c, Messages.CheckpointRef policy, CancellationToken ct, Messages.CheckpointRef? reference = null)
+        int iteration, IReadOnlyList<Prompt> prompts, int c, CheckpointRef policy, CancellationToken ct, CheckpointRef? reference = null)
     {
         var spec = run.Spec;
         var generated = await stages.SampleAsync(new SampleRollouts
@@ -151,7 +200,6 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         {
             RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts,
         }, ct);
-        run.RewardQueries += scored.RewardQueries;
         if (scored.Scores.Count != generated.Rollouts.Count)
             throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
         return (generated, scored);
@@ -165,6 +213,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         var pool = run.PromptPool;
         var perPrompt = (loop.EvalSamples + pool.Count - 1) / pool.Count;
         var (generated, scored) = await GenerateAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, ct, run.Reference);
+        run.RewardQueries += scored.RewardQueries;
         var gold = scored.Scores.Select(s => s.GoldReward).ToArray();
         var mean = gold.Average();
         // Monte-Carlo estimates over y ~ pi (token log-probs are at temperature 1):
@@ -196,31 +245,4 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
 
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
     internal static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
-
-    /// <summary>The run's mutable progress, owned by this driver alone.</summary>
-    private sealed class RunState(Guid runId, RunSpec spec)
-    {
-        private readonly Random _promptDraws = new(spec.Seed);
-        public Guid RunId { get; } = runId;
-        public RunSpec Spec { get; } = spec;
-        public IReadOnlyList<Prompt> PromptPool { get; } = PreferenceTasks.Create(spec.Task).PromptPool(spec.Seed);
-        public Messages.CheckpointRef? Reference { get; set; }
-        public Messages.CheckpointRef? Policy { get; set; }
-        public List<PolicyEvaluated> Evaluations { get; } = [];
-        public List<UpdateApplied> Updates { get; } = [];
-        public int SamplesDrawn { get; set; }
-        /// <summary>Reward-model queries so far (training, dataset and evaluation batches).</summary>
-        public int RewardQueries { get; set; }
-        public int Steps => Updates.Count;
-
-        /// <summary>Step 1: B/C prompts drawn uniformly (with replacement) from the task's pool.</summary>
-        public IReadOnlyList<Prompt> DrawPrompts(int count) =>
-            Enumerable.Range(0, count).Select(_ => PromptPool[_promptDraws.Next(PromptPool.Count)]).ToList();
-
-        public RunOutcome Outcome(string status, string? reason, TimeSpan elapsed) => new()
-        {
-            RunId = RunId, Spec = Spec, Status = status, FailureReason = reason, Evaluations = Evaluations,
-            Updates = Updates, SamplesDrawn = SamplesDrawn, GradientSteps = Steps, Elapsed = elapsed,
-        };
-    }
 }

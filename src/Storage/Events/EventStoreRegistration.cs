@@ -33,6 +33,8 @@ public static class EventStoreRegistration
         typeof(PolicyEvaluated),
         typeof(RunCompleted),
         typeof(RunFailed),
+        typeof(RunResumed),
+        typeof(RunReplayed),
         typeof(StudyStarted),
         typeof(StudyRunFinished),
         typeof(StudyCompleted),

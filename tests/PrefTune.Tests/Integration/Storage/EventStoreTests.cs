@@ -42,6 +42,8 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(PolicyEvaluated), "policy_evaluated" },
         { typeof(RunCompleted), "run_completed" },
         { typeof(RunFailed), "run_failed" },
+        { typeof(RunResumed), "run_resumed" },
+        { typeof(RunReplayed), "run_replayed" },
         { typeof(StudyStarted), "study_started" },
         { typeof(StudyRunFinished), "study_run_finished" },
         { typeof(StudyCompleted), "study_completed" },
