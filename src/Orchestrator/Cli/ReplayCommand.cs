@@ -100,7 +100,7 @@ public sealed class ReplayCommand : AsyncCommand<ReplayCommand.Settings>
     }
 
     /// <summary>The source run's spec with another method (and its --set hyperparameters), on the source's data.</summary>
-    internal static RunSpec Counterfactual(RunSpec source, string method, IReadOnlyList<string> assignments)
+    public static RunSpec Counterfactual(RunSpec source, string method, IReadOnlyList<string> assignments)
     {
         var descriptor = MethodRegistry.Get(method);
         var parameters = new Dictionary<string, double>();

@@ -47,12 +47,15 @@ internal sealed class FreshBatches(RunDriver driver) : BatchSource
     public override Task<Batch> TakeAsync(RunState run, int iteration, CancellationToken ct) =>
         _ahead.Remove(iteration, out var sampling) ? sampling : Launch(run, iteration, ct);
 
-    /// <summary>Batches are launched in iteration order, so the prompt draws (made here, synchronously) are too.</summary>
+    /// <summary>Batches are launched in iteration order, so the prompt draws (made here, synchronously) are too. The
+    /// policy is the one the schedule names (version j*S - K), not whatever is newest: a resumed run, which knows
+    /// every published checkpoint, samples exactly what the uninterrupted run sampled.</summary>
     private Task<Batch> Launch(RunState run, int iteration, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
         var prompts = run.DrawPrompts(loop.B / loop.C);
-        return driver.SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Training, iteration, prompts, loop.C, run.Policy!, ct);
+        var policy = run.PublishedAtOrBefore(Math.Max(0, iteration * run.StepsPerIteration - loop.MaxStaleness));
+        return driver.SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Training, iteration, prompts, loop.C, policy, ct);
     }
 }
 

@@ -21,15 +21,14 @@ internal static class ResumePoint
         if (recorded.Initialized is null || recorded.Checkpoints.Count == 0)
             throw new ArgumentException($"run {started.RunId} stopped before its policy was initialized; start it again instead");
 
-        var run = new RunState(started.RunId, spec)
-        {
-            Reference = recorded.Initialized.Reference,
-            Policy = recorded.Checkpoints[^1],
-        };
+        var run = new RunState(started.RunId, spec) { Reference = recorded.Initialized.Reference };
+        foreach (var checkpoint in recorded.Checkpoints)
+            run.Policy = checkpoint;
+        var policy = run.Policy!;
         run.Evaluations.AddRange(recorded.Evaluations);
         run.Updates.AddRange(recorded.Updates.OrderBy(u => u.Step));
-        if (run.Updates.Count != run.Policy.Version)
-            throw new InvalidOperationException($"run {started.RunId}: {run.Updates.Count} updates recorded but the last checkpoint is version {run.Policy.Version}");
+        if (run.Updates.Count != policy.Version)
+            throw new InvalidOperationException($"run {started.RunId}: {run.Updates.Count} updates recorded but the last checkpoint is version {policy.Version}");
         var produced = recorded.Events.OfType<RolloutsGenerated>().Where(g => g.Purpose != RolloutPurpose.Evaluation).ToList();
         run.SamplesDrawn = produced.Sum(g => g.Rollouts.Count);
         run.RewardQueries = recorded.Events.OfType<RolloutsScored>().Where(s => s.Purpose != RolloutPurpose.Evaluation).Sum(s => s.RewardQueries)
@@ -69,8 +68,8 @@ internal static class ResumePoint
         // An evaluation that was due after the last trained batch (or at the start) but never recorded.
         var lastTrained = last is null ? null : recorded.Trained.GetValueOrDefault(last.BatchId)
             ?? (recorded.Assembled.Count > 1 ? recorded.Trained.GetValueOrDefault(recorded.Assembled[^2].BatchId) : null);
-        var evaluatedNow = run.Evaluations.Count > 0 && run.Evaluations[^1].PolicyVersion == run.Policy.Version;
-        var due = run.Policy.Version == 0 || lastTrained is null
+        var evaluatedNow = run.Evaluations.Count > 0 && run.Evaluations[^1].PolicyVersion == policy.Version;
+        var due = policy.Version == 0 || lastTrained is null
             || run.Steps / loop.EvalEvery > (run.Steps - lastTrained.Steps) / loop.EvalEvery
             || (pending is null && recorded.Assembled.Count >= run.Iterations);
         return (run, source, pending, due && !evaluatedNow);

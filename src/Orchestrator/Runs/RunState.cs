@@ -11,7 +11,23 @@ internal sealed class RunState(Guid runId, RunSpec spec)
     public RunSpec Spec { get; } = spec;
     public IReadOnlyList<Prompt> PromptPool { get; } = PreferenceTasks.Create(spec.Task).PromptPool(spec.Seed);
     public CheckpointRef? Reference { get; set; }
-    public CheckpointRef? Policy { get; set; }
+    /// <summary>The Learner's current policy; every version ever set is kept in <see cref="Published"/>.</summary>
+    public CheckpointRef? Policy
+    {
+        get;
+        set
+        {
+            field = value;
+            if (value is not null) Published[value.Version] = value;
+        }
+    }
+
+    /// <summary>Every policy checkpoint of the run by version (a Sampler running ahead draws from older ones).</summary>
+    public SortedList<int, CheckpointRef> Published { get; } = [];
+
+    /// <summary>The newest published checkpoint at or below <paramref name="version"/>.</summary>
+    public CheckpointRef PublishedAtOrBefore(int version) =>
+        Published.Values.LastOrDefault(c => c.Version <= version) ?? Published.Values[0];
     public List<PolicyEvaluated> Evaluations { get; } = [];
     public List<UpdateApplied> Updates { get; } = [];
     public int SamplesDrawn { get; set; }

@@ -1,0 +1,30 @@
+using PrefTune.Messages;
+using PrefTune.Orchestrator.Runs;
+using PrefTune.ServiceDefaults;
+using PrefTune.Tests.Integration.Pipeline;
+using PrefTune.Tests.Integration.Servers;
+
+namespace PrefTune.Tests.Integration.Runs;
+
+/// <summary>Options on the shared test PostgreSQL with a schema of the test's own, and small on-policy specs.</summary>
+internal static class RunsUnderTest
+{
+    public static PrefTuneOptions Options(PostgresServer postgres, string? schema = null) => new()
+    {
+        Database = postgres.ConnectionString, Schema = schema ?? PostgresServer.NewSchema(), StageTimeoutSeconds = 60,
+    };
+
+    /// <summary>B = M = C = 10, T = 1: one gradient step per iteration, so batch staleness and per-step lag coincide.</summary>
+    public static RunSpec OneStepPerBatch(string method = "reinforce", int steps = 16, int maxStaleness = 0) =>
+        TinyRuns.Bandit(method, DataSource.Online, steps) with
+        {
+            Loop = TinyRuns.Bandit(method, DataSource.Online, steps).Loop with { B = 10, M = 10, T = 1, EvalEvery = 8, MaxStaleness = maxStaleness },
+        };
+
+    /// <summary>Per training batch: the learner's version when it was handed over minus each of its samples' sampling version.</summary>
+    public static List<int> BatchStaleness(RecordedRun run)
+    {
+        var sampledAt = run.Events.OfType<RolloutsGenerated>().SelectMany(g => g.Rollouts).ToDictionary(r => r.SampleId, r => r.PolicyVersion);
+        return run.Assembled.SelectMany(a => a.SampleIds.Select(id => a.PolicyVersion - sampledAt[id])).ToList();
+    }
+}
