@@ -24,18 +24,32 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         [CommandOption("--steps <N>")]
         [Description("Gradient steps per method (default 100).")]
         public int Steps { get; init; } = 100;
+
+        [CommandOption("--pipeline")]
+        [Description("Instead: events/s, event-store and stage shares of wall-clock, replay speed, and max_staleness K = 0/1/2, on one method.")]
+        public bool Pipeline { get; init; }
+
+        [CommandOption("--method <LABEL>")]
+        [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method.")]
+        public string? Method { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var experiment = ExperimentFile.Load(settings.Experiment);
         var options = settings.ToOptions();
-        var hosting = string.IsNullOrWhiteSpace(options.Broker) ? ServiceHosting.InProcess : ServiceHosting.ChildProcesses;
         var specs = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)
             .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = settings.Steps } })
             .ToList();
 
-        await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
+        await using var session = await PipelineSession.StartAsync(options, settings.Hosting(options), cancellationToken);
+        if (settings.Pipeline)
+        {
+            var spec = specs.FirstOrDefault(s => settings.Method is null ? s.Method.Data == DataSource.Online : s.Label == settings.Method || s.Method.Name == settings.Method)
+                ?? throw new ArgumentException($"--method: no {(settings.Method is null ? "online method" : $"method '{settings.Method}'")} in {settings.Experiment}");
+            await PipelineBench.RunAsync(session, spec, cancellationToken);
+            return 0;
+        }
         var table = new Table().AddColumns("method", "steps", "iterations", "pipeline steps/s", "direct steps/s", "outside the model per iteration (ms)");
         table.Title = new TableTitle($"transport {session.Transport}, event store on, {settings.Steps} steps per method");
         // One untimed run first: the JIT, libtorch and the broker's queues warm up.

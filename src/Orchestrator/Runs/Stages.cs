@@ -40,6 +40,10 @@ public sealed class Stages
     /// <summary>Attempts that timed out or failed in transport so far (all stages); a run without faults has none.</summary>
     public int Retries { get; private set; }
 
+    /// <summary>Time spent waiting for stage answers so far (broker and service work; overlapping waits add up).</summary>
+    public TimeSpan Waiting => TimeSpan.FromTicks(Interlocked.Read(ref _waitingTicks));
+    private long _waitingTicks;
+
     public Task<PolicyInitialized> InitializeAsync(InitializePolicy request, CancellationToken ct) =>
         AskAsync<InitializePolicy, PolicyInitialized>(_initialize, request, "learner", ct);
 
@@ -84,6 +88,7 @@ public sealed class Stages
         where TRequest : class where TResponse : class
     {
         var attempt = RequestTimeout.After(ms: (int)(_options.StageAttemptSeconds * 1000));
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             return await _pipeline.ExecuteAsync(async token =>
@@ -98,6 +103,10 @@ public sealed class Stages
         {
             var cause = e.Fault?.Exceptions.FirstOrDefault();
             throw new StageException(stage, $"the {stage} failed on {typeof(TRequest).Name}: {cause?.ExceptionType.Split('.').Last()}: {cause?.Message ?? e.Message}", e);
+        }
+        finally
+        {
+            Interlocked.Add(ref _waitingTicks, System.Diagnostics.Stopwatch.GetElapsedTime(started).Ticks);
         }
     }
 }
