@@ -90,14 +90,16 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         Row("checkpoints", record.Counts.Checkpoints);
         Row("evaluations", record.Counts.Evaluations);
         var staleness = record.Staleness;
-        Row("lag (policy versions) min / mean / max", $"{staleness.LagMin} / {staleness.LagMean:0.00} / {staleness.LagMax}");
-        Row("batch staleness at hand-over min / mean / max", $"{staleness.StalenessMin} / {staleness.StalenessMean:0.00} / {staleness.StalenessMax}");
-        Row("importance ratio pi_theta / pi_old", staleness.ImportanceRatio is not { } r ? null
-            : $"min {r.Min:0.000}  p05 {r.P05:0.000}  p25 {r.P25:0.000}  median {r.Median:0.000}  p75 {r.P75:0.000}  p95 {r.P95:0.000}  max {r.Max:0.000}  ({r.Count} uses)");
+        Row("lag min / mean / max", $"{staleness.LagMin} / {staleness.LagMean:0.00} / {staleness.LagMax} policy versions");
+        Row("batch staleness min / mean / max", $"{staleness.StalenessMin} / {staleness.StalenessMean:0.00} / {staleness.StalenessMax} at hand-over");
         Row("final mean gold reward", last is null ? null : $"{last.MeanGoldReward:0.0000} (step {last.Step}, entropy {last.Entropy:0.000})");
         AnsiConsole.Write(grid);
         AnsiConsole.Write(Bars("lag: (step, sample) uses", staleness.LagHistogram));
         AnsiConsole.Write(Bars("reuse: samples used n times", staleness.ReuseHistogram));
+        if (staleness.ImportanceRatio is { } r)
+            AnsiConsole.Write(new Table().Title("importance ratio pi_theta / pi_old over (step, sample) uses")
+                .AddColumns("uses", "min", "p05", "p25", "median", "p75", "p95", "max")
+                .AddRow(r.Count.ToString(), $"{r.Min:0.000}", $"{r.P05:0.000}", $"{r.P25:0.000}", $"{r.Median:0.000}", $"{r.P75:0.000}", $"{r.P95:0.000}", $"{r.Max:0.000}"));
         return 0;
     }
 

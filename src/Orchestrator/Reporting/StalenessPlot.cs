@@ -33,8 +33,12 @@ public static class StalenessPlot
     private static void Histogram(Plot plot, string title, string x, string y, SortedDictionary<int, int> histogram)
     {
         if (histogram.Count > 0)
+        {
             plot.Add.Bars(histogram.Keys.Select(k => (double)k).ToArray(), histogram.Values.Select(v => (double)v).ToArray());
-        plot.Axes.Margins(bottom: 0);
+            // from 0 on, one tick per whole number: a lone bar at 2 must not read as "1.6 to 2.4"
+            plot.Axes.SetLimits(Math.Min(0, histogram.Keys.First()) - 0.75, histogram.Keys.Last() + 0.75, 0, histogram.Values.Max() * 1.1);
+        }
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.Title(title);
         plot.XLabel(x);
         plot.YLabel(y);
@@ -50,10 +54,12 @@ public static class StalenessPlot
             band.FillColor = Colors.SteelBlue.WithAlpha(0.25);
             band.LineWidth = 0;
             band.LegendText = "min to max";
-            var mean = plot.Add.ScatterLine(steps, byStep.Select(g => g.Average(s => s.LagMean)).ToArray(), Colors.SteelBlue);
+            var mean = plot.Add.Scatter(steps, byStep.Select(g => g.Average(s => s.LagMean)).ToArray(), Colors.SteelBlue);
             mean.LegendText = "mean";
+            mean.LineWidth = 2;
             plot.ShowLegend(Alignment.UpperLeft);
         }
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.Title(title);
         plot.XLabel("gradient steps");
         plot.YLabel("lag (policy versions)");

@@ -82,6 +82,7 @@ public sealed class When_the_command_line_shows_a_run(PostgresServer postgres) :
         var text = await PrefTuneAsync("show", _runId);
         Assert.True(text.ExitCode == 0, text.Error);
         Assert.Contains("importance ratio", text.Output);
+        Assert.Contains("lag: (step, sample) uses", text.Output);
         Assert.Contains("reuse: samples used n times", text.Output);
     }
 
