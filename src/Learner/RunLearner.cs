@@ -101,7 +101,7 @@ public sealed class RunLearner : IDisposable
             for (var minibatch = 0; minibatch < shuffled.Length / groupsPerMinibatch; minibatch++)
             {
                 var samples = shuffled.Skip(minibatch * groupsPerMinibatch).Take(groupsPerMinibatch).SelectMany(g => g).ToList();
-                var (loss, metrics) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId);
+                var (loss, metrics, logRatios) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId);
                 updates.Add(new UpdateApplied
                 {
                     RunId = command.RunId,
@@ -114,6 +114,7 @@ public sealed class RunLearner : IDisposable
                     SampleIds = samples.Select(s => s.Rollout.SampleId).ToList(),
                     Loss = loss,
                     Metrics = metrics,
+                    LogRatios = logRatios,
                 });
                 Version++;
             }
@@ -129,7 +130,7 @@ public sealed class RunLearner : IDisposable
         return weights;
     }
 
-    private (double Loss, Dictionary<string, double> Metrics) Step(List<TrainingSample> samples, int groups, int c, Guid batchId)
+    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios) Step(List<TrainingSample> samples, int groups, int c, Guid batchId)
     {
         using var scope = NewDisposeScope();
         var rollouts = samples.Select(s => s.Rollout).ToList();
@@ -145,6 +146,8 @@ public sealed class RunLearner : IDisposable
             Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
             Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
         };
+        // before the step: log pi_theta - log pi_old per sample, in the order of samples
+        var logRatios = (logProbs.detach() - batch.SamplingLogProbs).flatten().to_type(ScalarType.Float64).data<double>().ToArray();
         var output = _loss!.Compute(batch);
         var loss = output.Loss.item<float>();
         if (!float.IsFinite(loss))
@@ -164,7 +167,7 @@ public sealed class RunLearner : IDisposable
         };
         foreach (var (name, value) in output.Metrics)
             metrics["train/" + name] = value.item<float>();
-        return (loss, metrics);
+        return (loss, metrics, logRatios);
     }
 
     private void EnsureMethod(MethodSpec method, double learningRate)

@@ -53,6 +53,12 @@ public sealed record UpdateApplied
     public required double Loss { get; init; }
     /// <summary>Per-step training metrics with TRL's names and a train/ prefix.</summary>
     public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
+    /// <summary>
+    /// Per sample, aligned with <see cref="SampleIds"/>: log pi_theta(y|x) - log pi_old(y|x), theta the weights
+    /// before this step, pi_old the policy that sampled y. exp of it is the importance ratio. Null in runs
+    /// recorded before it existed.
+    /// </summary>
+    public IReadOnlyList<double>? LogRatios { get; init; }
 }
 
 /// <summary>The Learner finished a <see cref="TrainPolicy"/> batch and stored the resulting weights.</summary>

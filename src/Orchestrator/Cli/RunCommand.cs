@@ -49,8 +49,11 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                     }), cancellationToken);
                 });
 
-        var files = RunReport.Write(output, experiment, outcomes);
-        var summary = new SummaryReport(experiment, outcomes);
+        var ledgers = new Dictionary<Guid, Storage.Events.RunLedger>();
+        foreach (var outcome in outcomes)
+            ledgers[outcome.RunId] = await RunHistory.LoadLedgerAsync(session.Store, outcome.RunId, cancellationToken);
+        var files = RunReport.Write(output, experiment, outcomes, ledgers);
+        var summary = new SummaryReport(experiment, outcomes, ledgers);
         if (settings.Json)
         {
             Console.WriteLine(summary.ToJson(output));

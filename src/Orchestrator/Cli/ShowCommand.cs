@@ -9,7 +9,10 @@ using Spectre.Console.Cli;
 
 namespace PrefTune.Orchestrator.Cli;
 
-/// <summary>`preftune show RUN`: a run rebuilt from its event stream alone (no service needs to be up).</summary>
+/// <summary>
+/// `preftune show RUN`: a run rebuilt from its event stream alone (no service needs to be up), with its staleness
+/// and reuse distributions; `--checkpoint V`: the gradient steps and samples that produced policy version V.
+/// </summary>
 public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
 {
     public sealed class Settings : PipelineSettings
@@ -20,6 +23,10 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
 
         [CommandOption("--json")]
         public bool Json { get; init; }
+
+        [CommandOption("--checkpoint <V>")]
+        [Description("List the gradient steps, batches and samples that produced published policy version V.")]
+        public int? Checkpoint { get; init; }
     }
 
     internal static readonly JsonSerializerOptions Json = new()
@@ -37,6 +44,8 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         var runId = await RunIds.ResolveAsync(store, settings.Run, cancellationToken);
         var record = await RunHistory.LoadAsync(store, runId, cancellationToken)
             ?? throw new ArgumentException($"run: no events recorded for run {runId}");
+        if (settings.Checkpoint is { } version)
+            return ShowLineage(runId, version, record.Ledger, settings.Json);
         var outcome = record.Outcome;
         var last = outcome.Evaluations.LastOrDefault();
         var view = new
@@ -54,14 +63,9 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
             record.Started.Transport,
             outcome.GradientSteps,
             Counts = record.Counts,
-            Stats = new
-            {
-                LagMin = record.Staleness.LagMin,
-                LagMean = record.Staleness.LagMean,
-                LagMax = record.Staleness.LagMax,
-                LagHistogram = record.Staleness.LagHistogram,
-                ReuseHistogram = record.Staleness.ReuseHistogram,
-            },
+            record.Staleness,
+            Steps = record.Ledger.Steps.Select(s => new StepView(s.Step, s.Pass, s.Minibatch, s.VersionBefore, s.Lags, s.LagMin, s.LagMean, s.LagMax)),
+            record.Ledger.Batches,
             Final = last is null ? null : new { Step = last.Step, GoldReward = last.MeanGoldReward, last.GoldRewardStd, last.Entropy, PolicyVersion = last.PolicyVersion },
             Spec = outcome.Spec,
         };
@@ -85,10 +89,71 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         Row("samples consumed by updates", record.Counts.SamplesConsumed);
         Row("checkpoints", record.Counts.Checkpoints);
         Row("evaluations", record.Counts.Evaluations);
-        Row("staleness (lag: uses)", string.Join("  ", record.Staleness.LagHistogram.Select(h => $"{h.Key}: {h.Value}")));
-        Row("reuse (times used: samples)", string.Join("  ", record.Staleness.ReuseHistogram.Select(h => $"{h.Key}: {h.Value}")));
+        var staleness = record.Staleness;
+        Row("lag min / mean / max", $"{staleness.LagMin} / {staleness.LagMean:0.00} / {staleness.LagMax} policy versions");
+        Row("batch staleness min / mean / max", $"{staleness.StalenessMin} / {staleness.StalenessMean:0.00} / {staleness.StalenessMax} at hand-over");
         Row("final mean gold reward", last is null ? null : $"{last.MeanGoldReward:0.0000} (step {last.Step}, entropy {last.Entropy:0.000})");
         AnsiConsole.Write(grid);
+        AnsiConsole.Write(Bars("lag: (step, sample) uses", staleness.LagHistogram));
+        AnsiConsole.Write(Bars("reuse: samples used n times", staleness.ReuseHistogram));
+        if (staleness.ImportanceRatio is { } r)
+            AnsiConsole.Write(new Table().Title("importance ratio pi_theta / pi_old over (step, sample) uses")
+                .AddColumns("uses", "min", "p05", "p25", "median", "p75", "p95", "max")
+                .AddRow(r.Count.ToString(), $"{r.Min:0.000}", $"{r.P05:0.000}", $"{r.P25:0.000}", $"{r.Median:0.000}", $"{r.P75:0.000}", $"{r.P95:0.000}", $"{r.Max:0.000}"));
         return 0;
     }
+
+    /// <summary>Per-step lags for --json; the step's sample ids are in the lineage (--checkpoint).</summary>
+    private sealed record StepView(int Step, int Pass, int Minibatch, int VersionBefore, IReadOnlyList<int> Lags,
+        [property: JsonPropertyName("stats/lag_min")] int LagMin,
+        [property: JsonPropertyName("stats/lag_mean")] double LagMean,
+        [property: JsonPropertyName("stats/lag_max")] int LagMax);
+
+    private static int ShowLineage(Guid runId, int version, RunLedger ledger, bool json)
+    {
+        var lineage = ledger.LineageOf(version) ?? throw new ArgumentException(
+            $"checkpoint: run {runId} never published policy version {version} (published: {string.Join(", ", ledger.Checkpoints.Keys)})");
+        var sampleIds = lineage.Updates.SelectMany(u => u.SampleIds).Distinct().ToList();
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                RunId = runId,
+                PolicyVersion = version,
+                lineage.Checkpoint,
+                Updates = lineage.Updates.Select(u => new
+                {
+                    u.Step, u.BatchId, u.Pass, u.Minibatch, u.VersionBefore, u.VersionAfter, u.SampleIds, u.SamplingVersions,
+                }),
+                BatchIds = lineage.Updates.Select(u => u.BatchId).Distinct(),
+                SampleIds = sampleIds,
+            }, Json));
+            return 0;
+        }
+        AnsiConsole.MarkupLineInterpolated($"policy version {version} of run {runId}: sha256 {lineage.Checkpoint.Sha256}, {lineage.Checkpoint.Uri}");
+        AnsiConsole.MarkupLineInterpolated($"[grey]{lineage.Updates.Count} gradient steps, {sampleIds.Count} distinct samples; ids shortened to their last 12 digits[/]");
+        var table = new Table().AddColumns("step", "batch", "pass", "minibatch", "sampling versions", "samples");
+        foreach (var u in lineage.Updates)
+            table.AddRow(u.Step.ToString(), u.BatchId.ToString()[^12..], u.Pass.ToString(), u.Minibatch.ToString(),
+                string.Join(" ", u.SamplingVersions.Distinct().Order()), string.Join(" ", u.SampleIds.Select(id => id.ToString()[^12..])));
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    /// <summary>A histogram as horizontal bars; more than <paramref name="rows"/> distinct keys are binned into ranges.</summary>
+    private static BarChart Bars(string label, SortedDictionary<int, int> histogram, int rows = 16)
+    {
+        var chart = new BarChart().Width(70).Label(Markup.Escape(label)).LeftAlignLabel();
+        if (histogram.Count == 0) return chart;
+        var (low, high) = (histogram.Keys.First(), histogram.Keys.Last());
+        var width = (high - low) / rows + 1;
+        foreach (var bin in histogram.GroupBy(h => (h.Key - low) / width))
+        {
+            var from = low + bin.Key * width;
+            var name = width == 1 ? from.ToString() : $"{from}-{Math.Min(from + width - 1, high)}";
+            chart.AddItem(name, bin.Sum(h => h.Value), Color.SteelBlue);
+        }
+        return chart;
+    }
+
 }

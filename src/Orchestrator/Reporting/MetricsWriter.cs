@@ -2,29 +2,32 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using PrefTune.Messages;
 using PrefTune.Orchestrator.Runs;
+using PrefTune.Storage.Events;
 
 namespace PrefTune.Orchestrator.Reporting;
 
 /// <summary>
 /// Writes every evaluation and gradient step of a set of runs as <c>metrics.jsonl</c> (one JSON object per
 /// line, with the ecosystem's metric names, e.g. <c>eval/gold_reward_mean</c>, <c>train/loss</c>) and the
-/// evaluations alone as <c>metrics.csv</c>.
+/// evaluations alone as <c>metrics.csv</c>. Given the runs' ledgers, each train line also carries the lag of its
+/// samples (<c>stats/lag_min</c>, <c>stats/lag_mean</c>, <c>stats/lag_max</c>).
 /// </summary>
 public static class MetricsWriter
 {
     public const string CsvHeader = "label,seed,step,gold_reward_mean,gold_reward_std,entropy";
 
-    public static void WriteJsonl(string path, IReadOnlyList<RunOutcome> outcomes) =>
-        File.WriteAllLines(path, JsonLines(outcomes));
+    public static void WriteJsonl(string path, IReadOnlyList<RunOutcome> outcomes, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null) =>
+        File.WriteAllLines(path, JsonLines(outcomes, ledgers));
 
     public static void WriteCsv(string path, IReadOnlyList<RunOutcome> outcomes) =>
         File.WriteAllLines(path, CsvLines(outcomes));
 
     /// <summary>Per run, its train and eval lines in step order (the evaluation at step s follows gradient step s).</summary>
-    public static IEnumerable<string> JsonLines(IReadOnlyList<RunOutcome> outcomes) =>
+    public static IEnumerable<string> JsonLines(IReadOnlyList<RunOutcome> outcomes, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null) =>
         from outcome in outcomes
+        let lags = ledgers?.GetValueOrDefault(outcome.RunId)?.Steps.ToDictionary(s => s.Step)
         from line in outcome.Evaluations.Select(e => (e.Step, Order: 1, Json: EvalLine(outcome, e)))
-            .Concat(outcome.Updates.Select(u => (u.Step, Order: 0, Json: TrainLine(outcome, u))))
+            .Concat(outcome.Updates.Select(u => (u.Step, Order: 0, Json: TrainLine(outcome, u, lags?.GetValueOrDefault(u.Step)))))
             .OrderBy(l => l.Step).ThenBy(l => l.Order)
         select line.Json.ToJsonString();
 
@@ -46,12 +49,18 @@ public static class MetricsWriter
         return line;
     }
 
-    private static JsonObject TrainLine(RunOutcome outcome, UpdateApplied update)
+    private static JsonObject TrainLine(RunOutcome outcome, UpdateApplied update, StepLags? lags)
     {
         var line = Header(outcome, "train", update.Step);
         line["train/loss"] = Number(update.Loss);
         foreach (var (name, value) in update.Metrics)
             line[name] = Number(value);
+        if (lags is not null)
+        {
+            line["stats/lag_min"] = lags.LagMin;
+            line["stats/lag_mean"] = lags.LagMean;
+            line["stats/lag_max"] = lags.LagMax;
+        }
         return line;
     }
 

@@ -1,27 +1,40 @@
 using PrefTune.Orchestrator.Experiments;
 using PrefTune.Orchestrator.Runs;
+using PrefTune.Storage.Events;
 
 namespace PrefTune.Orchestrator.Reporting;
 
-/// <summary>Writes an experiment's results folder: metrics.jsonl, metrics.csv, summary.json and gold_reward.png.</summary>
+/// <summary>
+/// Writes an experiment's results folder: metrics.jsonl, metrics.csv, summary.json, gold_reward.png, and, given
+/// the runs' ledgers, staleness.png (with the lag stats in metrics.jsonl and the distributions in summary.json).
+/// </summary>
 public static class RunReport
 {
     public const string MetricsJsonl = "metrics.jsonl";
     public const string MetricsCsv = "metrics.csv";
     public const string SummaryJson = "summary.json";
     public const string GoldRewardPng = "gold_reward.png";
+    public const string StalenessPng = "staleness.png";
 
+    /// <param name="ledgers">Each run's ledger by RunId (<see cref="RunHistory.LoadLedgerAsync"/>); null leaves staleness out.</param>
     /// <returns>The paths of the files written, in the order above.</returns>
-    public static IReadOnlyList<string> Write(string folder, Experiment experiment, IReadOnlyList<RunOutcome> outcomes)
+    public static IReadOnlyList<string> Write(string folder, Experiment experiment, IReadOnlyList<RunOutcome> outcomes,
+        IReadOnlyDictionary<Guid, RunLedger>? ledgers = null)
     {
         Directory.CreateDirectory(folder);
         string PathOf(string file) => Path.Combine(folder, file);
 
-        MetricsWriter.WriteJsonl(PathOf(MetricsJsonl), outcomes);
+        MetricsWriter.WriteJsonl(PathOf(MetricsJsonl), outcomes, ledgers);
         MetricsWriter.WriteCsv(PathOf(MetricsCsv), outcomes);
-        File.WriteAllText(PathOf(SummaryJson), new SummaryReport(experiment, outcomes).ToJson());
+        File.WriteAllText(PathOf(SummaryJson), new SummaryReport(experiment, outcomes, ledgers).ToJson());
         GoldRewardPlot.Write(PathOf(GoldRewardPng), Title(experiment), outcomes);
-        return [PathOf(MetricsJsonl), PathOf(MetricsCsv), PathOf(SummaryJson), PathOf(GoldRewardPng)];
+        if (ledgers is null)
+            return [PathOf(MetricsJsonl), PathOf(MetricsCsv), PathOf(SummaryJson), PathOf(GoldRewardPng)];
+
+        var series = outcomes.Where(o => ledgers.ContainsKey(o.RunId)).GroupBy(o => o.Spec.Label)
+            .Select(g => (g.Key, (IReadOnlyList<RunLedger>)g.Select(o => ledgers[o.RunId]).ToList())).ToList();
+        StalenessPlot.Write(PathOf(StalenessPng), $"{experiment.Name}: staleness and reuse", series);
+        return [PathOf(MetricsJsonl), PathOf(MetricsCsv), PathOf(SummaryJson), PathOf(GoldRewardPng), PathOf(StalenessPng)];
     }
 
     private static string Title(Experiment experiment) => $"{experiment.Name}: mean gold reward during training";

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using PrefTune.Orchestrator.Experiments;
 using PrefTune.Orchestrator.Runs;
+using PrefTune.Storage.Events;
 using Spectre.Console;
 
 namespace PrefTune.Orchestrator.Reporting;
@@ -30,6 +31,9 @@ public sealed record MethodSummary
     public required IReadOnlyList<int> Seeds { get; init; }
     /// <summary>Runs of this label that failed (their last evaluation still counts).</summary>
     public required int RunsFailed { get; init; }
+    /// <summary>Per run (in <see cref="RunIds"/> order): lag stats, lag and reuse histograms, importance ratios; when the ledgers were given.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<RunStaleness>? Staleness { get; init; }
 }
 
 /// <summary>The end-of-experiment table: per method label, the final mean gold reward and what it cost.</summary>
@@ -42,13 +46,17 @@ public sealed class SummaryReport
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public SummaryReport(Experiment experiment, IReadOnlyList<RunOutcome> outcomes) : this(experiment.Name, outcomes) { }
+    public SummaryReport(Experiment experiment, IReadOnlyList<RunOutcome> outcomes, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null)
+        : this(experiment.Name, outcomes, ledgers) { }
 
-    /// <summary>Groups the runs by label, in the order the labels first appear.</summary>
-    public SummaryReport(string experiment, IReadOnlyList<RunOutcome> outcomes)
+    /// <summary>Groups the runs by label, in the order the labels first appear; <paramref name="ledgers"/> by RunId add the staleness.</summary>
+    public SummaryReport(string experiment, IReadOnlyList<RunOutcome> outcomes, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null)
     {
         Experiment = experiment;
-        Methods = outcomes.GroupBy(o => o.Spec.Label).Select(Summarize).ToList();
+        Methods = outcomes.GroupBy(o => o.Spec.Label).Select(runs => Summarize(runs) with
+        {
+            Staleness = ledgers is null ? null : runs.Select(r => ledgers.TryGetValue(r.RunId, out var l) ? l.Staleness() : new RunStaleness()).ToList(),
+        }).ToList();
     }
 
     public string Experiment { get; }

@@ -1,5 +1,6 @@
 using Marten;
 using PrefTune.Messages;
+using PrefTune.Storage.Events;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -18,39 +19,10 @@ public sealed record RunCounts
     public int Events { get; init; }
 }
 
-/// <summary>
-/// Off-policy staleness and sample reuse, measured from the record. Lag of a sample in a gradient step =
-/// the learner's policy version before the step minus the version that sampled it (0 = on-policy).
-/// Reuse of a sample = how many gradient steps consumed it. Names follow the ecosystem's stats/ metrics.
-/// </summary>
-public sealed record RunStaleness
-{
-    public int LagMin { get; init; }
-    public double LagMean { get; init; }
-    public int LagMax { get; init; }
-    /// <summary>Lag → number of (step, sample) uses with that lag.</summary>
-    public SortedDictionary<int, int> LagHistogram { get; init; } = [];
-    /// <summary>Times a sample was used → number of samples used that often.</summary>
-    public SortedDictionary<int, int> ReuseHistogram { get; init; } = [];
-
-    public static RunStaleness Of(IReadOnlyList<RolloutsGenerated> generated, IReadOnlyList<UpdateApplied> updates)
-    {
-        var sampledAt = generated.SelectMany(g => g.Rollouts).ToDictionary(r => r.SampleId, r => r.PolicyVersion);
-        var lags = updates.SelectMany(u => u.SampleIds.Where(sampledAt.ContainsKey).Select(id => u.VersionBefore - sampledAt[id])).ToList();
-        var uses = updates.SelectMany(u => u.SampleIds).GroupBy(id => id).Select(g => g.Count());
-        return new RunStaleness
-        {
-            LagMin = lags.Count == 0 ? 0 : lags.Min(),
-            LagMean = lags.Count == 0 ? 0 : lags.Average(),
-            LagMax = lags.Count == 0 ? 0 : lags.Max(),
-            LagHistogram = new SortedDictionary<int, int>(lags.GroupBy(l => l).ToDictionary(g => g.Key, g => g.Count())),
-            ReuseHistogram = new SortedDictionary<int, int>(uses.GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count())),
-        };
-    }
-}
-
 /// <summary>A run rebuilt from its event stream alone: the facts are the source of truth.</summary>
-public sealed record RunRecord(RunStarted Started, RunOutcome Outcome, RunCounts Counts, DateTimeOffset? EndedAt, RunStaleness Staleness);
+/// <param name="Ledger">Lags, reuse and lineage per step, sample, batch and checkpoint.</param>
+/// <param name="Staleness">The run-level distributions of the ledger.</param>
+public sealed record RunRecord(RunStarted Started, RunOutcome Outcome, RunCounts Counts, DateTimeOffset? EndedAt, RunLedger Ledger, RunStaleness Staleness);
 
 public static class RunHistory
 {
@@ -91,6 +63,17 @@ public static class RunHistory
             GradientSteps = updates.Count,
             Elapsed = (endedAt ?? DateTimeOffset.UtcNow) - started.StartedAt,
         };
-        return new RunRecord(started, outcome, counts, endedAt, RunStaleness.Of(generated, updates));
+        var ledger = await LedgerAsync(session, runId, ct);
+        return new RunRecord(started, outcome, counts, endedAt, ledger, ledger.Staleness());
     }
+
+    /// <summary>The run's <see cref="RunLedger"/>, folded from its stream on demand (a live projection).</summary>
+    public static async Task<RunLedger> LoadLedgerAsync(IDocumentStore store, Guid runId, CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        return await LedgerAsync(session, runId, ct);
+    }
+
+    private static async Task<RunLedger> LedgerAsync(IQuerySession session, Guid runId, CancellationToken ct) =>
+        await session.Events.AggregateStreamAsync<RunLedger>(runId, token: ct) ?? new RunLedger { Id = runId };
 }

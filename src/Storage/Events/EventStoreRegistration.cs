@@ -11,8 +11,8 @@ namespace PrefTune.Storage.Events;
 
 /// <summary>
 /// The event store: Marten on PostgreSQL, one stream per run keyed by its RunId, the <see cref="RunSummary"/>
-/// snapshot kept inline. The same options serve the services (<see cref="AddPrefTuneEventStore"/>) and the
-/// CLI (<see cref="For"/>).
+/// snapshot kept inline, the <see cref="RunLedger"/> folded live on demand. The same options serve the
+/// services (<see cref="AddPrefTuneEventStore"/>) and the CLI (<see cref="For"/>).
 /// </summary>
 public static class EventStoreRegistration
 {
@@ -76,5 +76,6 @@ public static class EventStoreRegistration
         options.Events.AddEventTypes(RecordedEvents);
 
         options.Projections.Snapshot<RunSummary>(SnapshotLifecycle.Inline);
+        options.Projections.Add(new RunLedgerProjection(), ProjectionLifecycle.Live);
     }
 }
