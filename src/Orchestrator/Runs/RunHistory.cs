@@ -36,7 +36,8 @@ public static class RunHistory
         var updates = events.OfType<UpdateApplied>().ToList();
         var evaluations = events.OfType<PolicyEvaluated>().ToList();
         var completed = events.OfType<RunCompleted>().LastOrDefault();
-        var failed = events.OfType<RunFailed>().LastOrDefault();
+        // A failure followed by a resume no longer describes the run.
+        var failed = events.Skip(events.FindLastIndex(e => e is RunResumed) + 1).OfType<RunFailed>().LastOrDefault();
         var counts = new RunCounts
         {
             TrainingBatches = generated.Count(g => g.Purpose == RolloutPurpose.Training),

@@ -104,4 +104,7 @@ public sealed record RunSummary
         EndedAt = e.FailedAt,
         FailureReason = e.Stage is null ? e.Reason : $"{e.Stage}: {e.Reason}",
     };
+
+    /// <summary>A resumed run is running again; its earlier failure stays in the stream.</summary>
+    public static RunSummary Apply(RunResumed e, RunSummary s) => s with { Status = "running", EndedAt = null, FailureReason = null };
 }
