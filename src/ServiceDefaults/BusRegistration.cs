@@ -29,7 +29,11 @@ public static class BusRegistration
             addConsumers(x);
             if (string.IsNullOrWhiteSpace(options.Broker))
             {
-                x.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                x.UsingInMemory((context, cfg) =>
+                {
+                    RetryTransientFailures(cfg, options);
+                    cfg.ConfigureEndpoints(context);
+                });
                 return;
             }
             var broker = BrokerAddress.Parse(options.Broker);
@@ -42,9 +46,28 @@ public static class BusRegistration
                     h.RequestedConnectionTimeout(TimeSpan.FromSeconds(options.ConnectTimeoutSeconds));
                 });
                 cfg.PrefetchCount = 16;
+                RetryTransientFailures(cfg, options);
                 cfg.ConfigureEndpoints(context);
             });
         });
         return services;
+    }
+
+    /// <summary>
+    /// A consumer that hits a storage hiccup (the database restarting under a checkpoint read) is run again with
+    /// backoff for about <see cref="PrefTuneOptions.StoreRetrySeconds"/> before its fault goes back to the caller:
+    /// every consumer is idempotent, so running one again is safe. Bad input and bugs are not retried.
+    /// </summary>
+    private static void RetryTransientFailures(IBusFactoryConfigurator cfg, PrefTuneOptions options)
+    {
+        var attempts = Math.Max(3, (int)Math.Ceiling(options.StoreRetrySeconds / 5));
+        cfg.UseMessageRetry(r =>
+        {
+            r.Exponential(attempts, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1));
+            r.Handle<Npgsql.NpgsqlException>(e => e is not Npgsql.PostgresException || e.IsTransient);
+            r.Handle<IOException>();
+            r.Handle<TimeoutException>();
+            r.Handle<Polly.Timeout.TimeoutRejectedException>();
+        });
     }
 }

@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using PrefTune.Storage;
 using PrefTune.Storage.Checkpoints;
 using PrefTune.Storage.Postgres;
 
@@ -41,7 +42,8 @@ public static class PrefTuneHost
         IReadOnlyList<IServiceRole> roles, Action<IBusRegistrationConfigurator>? addMoreConsumers = null)
     {
         services.AddSingleton(options);
-        services.AddSingleton<ICheckpointStore>(_ => new CachingCheckpointStore(CheckpointStoreFactory.Create(options.Checkpoints, options.Database, options.Schema)));
+        services.AddSingleton<ICheckpointStore>(_ => new CachingCheckpointStore(CheckpointStoreFactory.Create(options.Checkpoints, options.Database, options.Schema,
+            StorageResilienceOptions.Retrying(TimeSpan.FromSeconds(options.StoreRetrySeconds)))));
         foreach (var role in roles)
             role.AddServices(services);
         services.AddPrefTuneBus(options, bus =>

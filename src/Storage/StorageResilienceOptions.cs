@@ -18,6 +18,21 @@ public sealed record StorageResilienceOptions
 
     public static StorageResilienceOptions Default { get; } = new();
 
+    /// <summary>Retries that keep going for about <paramref name="budget"/> (a database restarting), then give up.</summary>
+    public static StorageResilienceOptions Retrying(TimeSpan budget)
+    {
+        var options = new StorageResilienceOptions();
+        // delays 0.2, 0.4, ... s doubling up to MaxDelay, then MaxDelay each: count how many fit in the budget
+        var (attempts, total, delay) = (0, TimeSpan.Zero, options.BaseDelay);
+        while (total < budget)
+        {
+            total += delay;
+            attempts++;
+            delay = delay * 2 > options.MaxDelay ? options.MaxDelay : delay * 2;
+        }
+        return options with { MaxRetryAttempts = Math.Max(1, attempts) };
+    }
+
     /// <summary>An overall timeout around exponential-backoff retries of transient <see cref="NpgsqlException"/>s and <see cref="IOException"/>s.</summary>
     public ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder()
         .AddTimeout(Timeout)
