@@ -116,7 +116,8 @@ public sealed class BestOfNNegative(BestOfNNegative.Worse worse, double beta, bo
     private PairsUsed PairsOf(Tensor best, Tensor isPushed, int c)
     {
         var bestOf = best.squeeze(1).data<long>().ToArray();                              // [G]
-        var pushed = isPushed.nonzero().data<long>().ToArray();                           // [P, 2] flattened: (g, j)
+        var index = isPushed.nonzero();                                                   // [P, 2]: (g, j)
+        var pushed = index.numel() == 0 ? [] : index.data<long>().ToArray();              // [2P] row-major
         var indices = Enumerable.Range(0, pushed.Length / 2)
             .Select(i => ((int)pushed[2 * i], (int)bestOf[pushed[2 * i]], (int)pushed[2 * i + 1])).ToList();
         // Pushed down means a reward strictly below the best's: a gap above 0.

@@ -34,6 +34,7 @@ public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, 
     /// <summary>The pairs as (group, winner, loser) indices for the record, built with <paramref name="threshold"/>.</summary>
     public PairsUsed Used(double threshold)
     {
+        if (Count == 0) return new PairsUsed(Rule, threshold, ResponsesPerGroup, []);
         var group = Group.data<long>().ToArray();
         var winner = Winner.data<long>().ToArray();
         var loser = Loser.data<long>().ToArray();
