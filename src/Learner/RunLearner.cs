@@ -11,6 +11,8 @@ namespace PrefTune.Learner;
 /// <summary>
 /// One run's learning state and Algorithm 1, step 4: T passes over D, each split into minibatches of M
 /// samples (M / C whole prompt groups), one Adam step per minibatch. Every step bumps the policy version.
+/// Token-level methods (<see cref="MethodDescriptor.TokenLevel"/>) also get the per-token view of each minibatch,
+/// with old values computed once per batch; pair methods' pairs are recorded on each step as sample ids.
 /// </summary>
 public sealed class RunLearner : IDisposable
 {
@@ -22,6 +24,7 @@ public sealed class RunLearner : IDisposable
     private MethodSpec? _method;
     /// <summary>Restored optimizer and loss state, applied when the method's optimizer is built.</summary>
     private TrainerState? _pendingState;
+    private bool _tokenLevel;   // the method reads GroupBatch.Tokens (MethodDescriptor.TokenLevel)
 
     public int Version { get; private set; }
     public string PolicyHash { get; private set; }
@@ -92,6 +95,7 @@ public sealed class RunLearner : IDisposable
         if (groups.Count % groupsPerMinibatch != 0)
             throw new ArgumentException($"batch {command.BatchId}: {groups.Count} prompt groups do not split into minibatches of M/C = {groupsPerMinibatch}");
 
+        var oldValues = _tokenLevel ? OldValues(command.Samples) : null;
         var order = new Random(unchecked((int)command.Seed));
         var updates = new List<UpdateApplied>();
         for (var pass = 0; pass < loop.T; pass++)
@@ -101,7 +105,7 @@ public sealed class RunLearner : IDisposable
             for (var minibatch = 0; minibatch < shuffled.Length / groupsPerMinibatch; minibatch++)
             {
                 var samples = shuffled.Skip(minibatch * groupsPerMinibatch).Take(groupsPerMinibatch).SelectMany(g => g).ToList();
-                var (loss, metrics, logRatios) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId);
+                var (loss, metrics, logRatios, pairs) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId, oldValues);
                 updates.Add(new UpdateApplied
                 {
                     RunId = command.RunId,
@@ -115,6 +119,7 @@ public sealed class RunLearner : IDisposable
                     Loss = loss,
                     Metrics = metrics,
                     LogRatios = logRatios,
+                    Pairs = pairs,
                 });
                 Version++;
             }
@@ -130,22 +135,12 @@ public sealed class RunLearner : IDisposable
         return weights;
     }
 
-    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios) Step(List<TrainingSample> samples, int groups, int c, Guid batchId)
+    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios, IReadOnlyList<PairBuilt>? Pairs) Step(List<TrainingSample> samples,
+        int groups, int c, Guid batchId, IReadOnlyDictionary<TrainingSample, float[]>? oldValues)
     {
         using var scope = NewDisposeScope();
-        var rollouts = samples.Select(s => s.Rollout).ToList();
-        var logProbs = _task.SequenceLogProbs(_policy, rollouts).reshape(groups, c);            // [G, C], carries grad
-        Tensor refLogProbs;
-        using (no_grad())
-            refLogProbs = _task.SequenceLogProbs(_reference, rollouts).reshape(groups, c);   // [G, C]
-        var batch = new GroupBatch
-        {
-            LogProbs = logProbs,
-            RefLogProbs = refLogProbs,
-            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
-            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
-            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
-        };
+        var batch = oldValues is null ? SequenceBatch(samples, groups, c) : TokenBatchOf(samples, groups, c, oldValues);
+        var (logProbs, refLogProbs) = (batch.LogProbs, batch.RefLogProbs);                     // [G, C] each
         // before the step: log pi_theta - log pi_old per sample, in the order of samples
         var logRatios = (logProbs.detach() - batch.SamplingLogProbs).flatten().to_type(ScalarType.Float64).data<double>().ToArray();
         var output = _loss!.Compute(batch);
@@ -167,8 +162,113 @@ public sealed class RunLearner : IDisposable
         };
         foreach (var (name, value) in output.Metrics)
             metrics["train/" + name] = value.item<float>();
-        return (loss, metrics, logRatios);
+        return (loss, metrics, logRatios, PairsOf(output.Pairs, samples, c));
     }
+
+    /// <summary>The sequence-level minibatch every method reads: [G, C] log-probs of the policy (with grad) and pi_ref.</summary>
+    private GroupBatch SequenceBatch(List<TrainingSample> samples, int groups, int c)
+    {
+        var rollouts = samples.Select(s => s.Rollout).ToList();
+        var logProbs = _task.SequenceLogProbs(_policy, rollouts).reshape(groups, c);            // [G, C], carries grad
+        Tensor refLogProbs;
+        using (no_grad())
+            refLogProbs = _task.SequenceLogProbs(_reference, rollouts).reshape(groups, c);   // [G, C]
+        return new GroupBatch
+        {
+            LogProbs = logProbs,
+            RefLogProbs = refLogProbs,
+            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
+            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
+            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
+        };
+    }
+
+    /// <summary>
+    /// The minibatch with its per-token view for token-level methods: [G, C, L] token log-probs and values from one
+    /// forward pass of the policy (with grad), pi_ref's token log-probs, the rollouts' sampling log-probs, the batch's
+    /// old values and the mask; the sequence-level log-probs are the masked sums of the token ones.
+    /// </summary>
+    private GroupBatch TokenBatchOf(List<TrainingSample> samples, int groups, int c, IReadOnlyDictionary<TrainingSample, float[]> oldValues)
+    {
+        var rollouts = samples.Select(s => s.Rollout).ToList();
+        var scores = ScoreTokens(_policy, rollouts);                                            // [N, L] each, carry grad
+        TokenScores refScores;
+        using (no_grad())
+            refScores = ScoreTokens(_reference, rollouts);                                      // [N, L] each
+        var length = (int)scores.LogProbs.shape[1];
+        var mask = tensor(Padded(rollouts.Select(r => Enumerable.Repeat(1f, r.ResponseTokens.Length).ToArray()).ToList(), length));   // [N, L]
+        var sampling = tensor(Padded(rollouts.Select(r => r.TokenLogProbs).ToList(), length));                                      // [N, L]
+        var old = tensor(Padded(samples.Select(s => oldValues[s]).ToList(), length));                                               // [N, L]
+        var logProbs = scores.LogProbs * mask;                                                  // [N, L]
+        var refLogProbs = refScores.LogProbs * mask;                                            // [N, L]
+        Tensor Tokens(Tensor t) => t.reshape(groups, c, length);                                // [N, L] -> [G, C, L]
+        return new GroupBatch
+        {
+            LogProbs = logProbs.sum(1).reshape(groups, c),
+            RefLogProbs = refLogProbs.sum(1).reshape(groups, c),
+            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
+            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
+            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
+            Tokens = new TokenBatch
+            {
+                LogProbs = Tokens(logProbs),
+                RefLogProbs = Tokens(refLogProbs),
+                SamplingLogProbs = Tokens(sampling),
+                Values = Tokens(scores.Values * mask),
+                OldValues = Tokens(old),
+                Mask = Tokens(mask),
+            },
+        };
+    }
+
+    /// <summary>
+    /// V_old for token-level methods: the current policy's value estimates of every sample's tokens, computed without
+    /// gradient before the batch's first step (the rollouts carry no values; see <see cref="PpoToken"/>).
+    /// </summary>
+    private Dictionary<TrainingSample, float[]> OldValues(IReadOnlyList<TrainingSample> samples)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var values = ScoreTokens(_policy, samples.Select(s => s.Rollout).ToList()).Values;      // [N, L]
+        var length = (int)values.shape[1];
+        var flat = values.contiguous().data<float>().ToArray();
+        var result = new Dictionary<TrainingSample, float[]>(ReferenceEqualityComparer.Instance);
+        for (var i = 0; i < samples.Count; i++)
+            result[samples[i]] = flat.AsSpan(i * length, samples[i].Rollout.ResponseTokens.Length).ToArray();
+        return result;
+    }
+
+    private TokenScores ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) =>
+        _task.ScoreTokens(policy, rollouts)
+        ?? throw new InvalidOperationException($"method {_method!.Name} is token-level, but task {_task.Spec.Kind}'s policy "
+            + "scores whole responses and has no value head (the bandit: use policy gpt)");
+
+    /// <summary>Rows zero-padded to <paramref name="length"/>: [N, length].</summary>
+    private static float[,] Padded(IReadOnlyList<float[]> rows, int length)
+    {
+        var result = new float[rows.Count, length];
+        for (var i = 0; i < rows.Count; i++)
+            for (var t = 0; t < rows[i].Length; t++)
+                result[i, t] = rows[i][t];
+        return result;
+    }
+
+    /// <summary>A pair method's (group, chosen, rejected) indices as sample ids and rewards; samples are group-major, C per group.</summary>
+    private static List<PairBuilt>? PairsOf(PairsUsed? used, List<TrainingSample> samples, int c) =>
+        used?.Indices.Select(pair =>
+        {
+            var (chosen, rejected) = (samples[pair.Group * c + pair.Chosen], samples[pair.Group * c + pair.Rejected]);
+            return new PairBuilt
+            {
+                ChosenSampleId = chosen.Rollout.SampleId,
+                RejectedSampleId = rejected.Rollout.SampleId,
+                ChosenReward = chosen.Reward,
+                RejectedReward = rejected.Reward,
+                Rule = used.Rule,
+                Threshold = used.Threshold,
+                Candidates = used.Candidates,
+            };
+        }).ToList();
 
     private void EnsureMethod(MethodSpec method, double learningRate)
     {
@@ -177,6 +277,7 @@ public sealed class RunLearner : IDisposable
         var parameters = new Dictionary<string, double>(descriptor.Defaults);
         foreach (var (name, value) in method.Parameters) parameters[name] = value;
         _loss = descriptor.Create(parameters);
+        _tokenLevel = descriptor.TokenLevel;
         _optimizer?.Dispose();
         _optimizer = optim.Adam(_policy.parameters(), learningRate);
         _method = method;

@@ -59,6 +59,26 @@ public sealed record UpdateApplied
     /// recorded before it existed.
     /// </summary>
     public IReadOnlyList<double>? LogRatios { get; init; }
+    /// <summary>The (chosen, rejected) pairs the step trained on, for methods that form pairs (dpo, ipo, best-of-n-neg*);
+    /// null for the others, empty when no pair passed the rule.</summary>
+    public IReadOnlyList<PairBuilt>? Pairs { get; init; }
+}
+
+/// <summary>One preference pair a pair method built from a minibatch and trained on.</summary>
+public sealed record PairBuilt
+{
+    public required Guid ChosenSampleId { get; init; }
+    public required Guid RejectedSampleId { get; init; }
+    /// <summary>The training rewards the pair was ranked by.</summary>
+    public required double ChosenReward { get; init; }
+    public required double RejectedReward { get; init; }
+    /// <summary>How the loss formed its pairs: "ranked-pairs" (every ordered pair of a prompt's responses with a reward
+    /// gap above the threshold: dpo, ipo), "best-vs-worst" (best-of-n-neg), "best-vs-each-worse" (its -avg and -sum forms).</summary>
+    public required string Rule { get; init; }
+    /// <summary>The reward gap the pair had to exceed: ChosenReward - RejectedReward &gt; Threshold.</summary>
+    public required double Threshold { get; init; }
+    /// <summary>The responses to the prompt the pair was chosen among (C).</summary>
+    public int Candidates { get; init; }
 }
 
 /// <summary>The Learner finished a <see cref="TrainPolicy"/> batch and stored the resulting weights.</summary>

@@ -15,6 +15,8 @@ namespace PrefTune.Training.Methods;
 /// <item>"best-of-n-neg-sum": a = 1 on each worse response (the sum over all worse samples).</item>
 /// </list>
 /// Both terms are token means, like <see cref="BestOfN"/> (on the bandit |y| = 1, the official code's form).
+/// The (best, pushed-down) pairs are returned in <see cref="LossOutput.Pairs"/> (rule "best-vs-worst" or
+/// "best-vs-each-worse", threshold 0).
 /// <para>Boundedness. log pi(y_j) has no floor, so the paper's form is unbounded below: the push-down never stops
 /// (for a softmax the gradient on the pushed logit stays about beta) and the loss drifts to -infinity. The official
 /// "constrained" form subtracts log pi_ref(y_j), a constant: it makes the negative term 0 at pi = pi_ref but changes
@@ -106,6 +108,19 @@ public sealed class BestOfNNegative(BestOfNNegative.Worse worse, double beta, bo
             ["logps/rejected"] = rejected,
             ["rewards/best"] = rewards.gather(1, best).mean(),
             ["negatives/active"] = active,
-        });
+        })
+        { Pairs = PairsOf(best, isPushed, (int)c) };
+    }
+
+    /// <summary>(group, best, pushed-down response) for every response the negative term pushes down.</summary>
+    private PairsUsed PairsOf(Tensor best, Tensor isPushed, int c)
+    {
+        var bestOf = best.squeeze(1).data<long>().ToArray();                              // [G]
+        var index = isPushed.nonzero();                                                   // [P, 2]: (g, j)
+        var pushed = index.numel() == 0 ? [] : index.data<long>().ToArray();              // [2P] row-major
+        var indices = Enumerable.Range(0, pushed.Length / 2)
+            .Select(i => ((int)pushed[2 * i], (int)bestOf[pushed[2 * i]], (int)pushed[2 * i + 1])).ToList();
+        // Pushed down means a reward strictly below the best's: a gap above 0.
+        return new PairsUsed(worse == Worse.Worst ? "best-vs-worst" : "best-vs-each-worse", 0, c, indices);
     }
 }

@@ -6,7 +6,8 @@ namespace PrefTune.Training.Methods;
 /// DPO (Rafailov et al. 2023; PAPER.md, Losses) on every ranked pair of a prompt group:
 /// h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), L = mean over pairs of
 /// -log sigmoid(beta * h). Sequence-level log-probs. Offline on D_pref, or on-policy when the Orchestrator
-/// feeds it the policy's own samples ranked by the reward.
+/// feeds it the policy's own samples ranked by the reward. A pair needs a reward gap above threshold; the pairs
+/// used are returned in <see cref="LossOutput.Pairs"/> (rule <see cref="PreferencePairs.Rule"/>).
 /// </summary>
 public sealed class Dpo(double beta, double threshold) : IPreferenceLoss
 {
@@ -31,10 +32,10 @@ public sealed class Dpo(double beta, double threshold) : IPreferenceLoss
     {
         var pairs = PreferencePairs.Build(batch.Rewards, threshold);
         if (pairs.Count == 0)
-            return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) });
+            return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) }) { Pairs = pairs.Used(threshold) };
 
         var h = pairs.Margin(batch);                                                     // [P]
         var loss = -nn.functional.logsigmoid(beta * h).mean();                           // []
-        return new LossOutput(loss, pairs.Diagnostics(batch, beta));
+        return new LossOutput(loss, pairs.Diagnostics(batch, beta)) { Pairs = pairs.Used(threshold) };
     }
 }

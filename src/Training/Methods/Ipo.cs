@@ -8,7 +8,8 @@ namespace PrefTune.Training.Methods;
 ///   L = mean over pairs of (h - 1/(2 beta))^2.
 /// The square pulls h to a finite target instead of pushing it to infinity as -log sigmoid does, so IPO stays
 /// bounded below (by 0) however far the rejected response is pushed down. Offline on D_pref, or on-policy
-/// when the Orchestrator feeds it the policy's own samples ranked by the reward.
+/// when the Orchestrator feeds it the policy's own samples ranked by the reward. A pair needs a reward gap above
+/// threshold; the pairs used are returned in <see cref="LossOutput.Pairs"/> (rule <see cref="PreferencePairs.Rule"/>).
 /// <para>The official bandit code writes (h - beta)^2 with beta = 10 the target margin itself; that is this loss
 /// with beta = 0.05 (1/(2 * 0.05) = 10), so the default beta reproduces the bandit code exactly. target_margin &gt; 0
 /// sets the target directly, replacing 1/(2 beta).</para>
@@ -41,10 +42,10 @@ public sealed class Ipo(double beta, double targetMargin, double threshold) : IP
     {
         var pairs = PreferencePairs.Build(batch.Rewards, threshold);
         if (pairs.Count == 0)
-            return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) });
+            return new LossOutput(PreferencePairs.ZeroLoss(batch), new Dictionary<string, Tensor> { ["pairs"] = tensor(0f) }) { Pairs = pairs.Used(threshold) };
 
         var h = pairs.Margin(batch);                                                     // [P]
         var loss = (h - Target).square().mean();                                         // []
-        return new LossOutput(loss, pairs.Diagnostics(batch, beta));
+        return new LossOutput(loss, pairs.Diagnostics(batch, beta)) { Pairs = pairs.Used(threshold) };
     }
 }

@@ -16,6 +16,7 @@ public static class MethodRegistry
         Reinforce.Descriptor,
         Rloo.Descriptor,
         Ppo.Descriptor,
+        PpoToken.Descriptor,
         Grpo.Descriptor,
     ];
 

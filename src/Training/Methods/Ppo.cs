@@ -8,7 +8,7 @@ namespace PrefTune.Training.Methods;
 ///   r~_i = r_i - kl_coef * (log pi_old(y_i|x) - log pi_ref(y_i|x))       (the KL penalty folded into the reward)
 ///   A_i  = (r~_i - mean_j r~_j) / sqrt(var_j r~_j + 1e-8)                 (whitened over the minibatch)
 ///   L    = -mean_i min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i),  eps = cliprange = 0.2.
-/// <para>No value head and no GAE: those need a token-level model. The batch mean of r~ stands in for the value
+/// <para>No value head and no GAE: those need a token-level model (<see cref="PpoToken"/>, "ppo-token"). The batch mean of r~ stands in for the value
 /// baseline (with gamma = 1 and one action per response, GAE's advantage is r~ - V(x)); with a single response
 /// in the minibatch A = 0.</para>
 /// <para>Adaptive KL (Ziegler et al. 2019, the paper's init 0.2 and target 6): when adaptive_kl = 1, after each
@@ -30,7 +30,7 @@ public sealed class Ppo(double cliprange, double klCoef, bool adaptiveKl, double
     {
         Name = "ppo",
         Summary = "sequence-level PPO: clipped ratio to pi_old, reward minus an adaptive KL penalty to pi_ref, "
-            + "a batch-mean baseline instead of a value head (no GAE)",
+            + "a batch-mean baseline instead of a value head (no GAE); ppo-token is the token-level form",
         Axes = new MethodAxes(OnPolicySampling: true, OfflineData: false, SampleReuse: true, NegativeGradient: true),
         Defaults = DefaultParameters,
         Create = given =>
@@ -69,15 +69,15 @@ public sealed class Ppo(double cliprange, double klCoef, bool adaptiveKl, double
             ["policy/clipfrac_avg"] = (clipped.detach() < unclipped.detach()).to_type(ScalarType.Float32).mean(),
         };
 
-        if (adaptiveKl)
-        {
-            var error = Math.Clamp(kl.mean().item<float>() / klTarget - 1, -0.2, 0.2);
-            KlCoef *= 1 + error * kl.numel() / klHorizon;
-        }
+        if (adaptiveKl) KlCoef = AdaptKlCoef(KlCoef, kl.mean().item<float>(), kl.numel(), klTarget, klHorizon);
         return new LossOutput(loss, metrics);
     }
 
     public IReadOnlyDictionary<string, double> SaveState() => new Dictionary<string, double> { ["kl_coef"] = KlCoef };
 
     public void LoadState(IReadOnlyDictionary<string, double> state) => KlCoef = state["kl_coef"];
+
+    /// <summary>Ziegler et al.'s controller: coef * (1 + clip(kl / target - 1, -0.2, 0.2) * n / horizon), n responses seen.</summary>
+    internal static double AdaptKlCoef(double coef, double kl, long n, double target, double horizon) =>
+        coef * (1 + Math.Clamp(kl / target - 1, -0.2, 0.2) * n / horizon);
 }

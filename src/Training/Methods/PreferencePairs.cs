@@ -10,6 +10,9 @@ namespace PrefTune.Training.Methods;
 /// </summary>
 public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, int Count, int ResponsesPerGroup)
 {
+    /// <summary>The rule's name in <see cref="PairsUsed.Rule"/>: every ordered pair of a group with a reward gap above the threshold.</summary>
+    public const string Rule = "ranked-pairs";
+
     /// <param name="rewards">[G, C] rewards.</param>
     /// <param name="threshold">Minimum reward gap, at least 0.</param>
     public static PreferencePairs Build(Tensor rewards, double threshold = 0)
@@ -26,6 +29,17 @@ public sealed record PreferencePairs(Tensor Group, Tensor Winner, Tensor Loser, 
             index.select(1, 2).MoveToOuterDisposeScope(),
             (int)index.shape[0],
             (int)rewards.shape[1]);
+    }
+
+    /// <summary>The pairs as (group, winner, loser) indices for the record, built with <paramref name="threshold"/>.</summary>
+    public PairsUsed Used(double threshold)
+    {
+        if (Count == 0) return new PairsUsed(Rule, threshold, ResponsesPerGroup, []);
+        var group = Group.data<long>().ToArray();
+        var winner = Winner.data<long>().ToArray();
+        var loser = Loser.data<long>().ToArray();
+        var indices = Enumerable.Range(0, Count).Select(i => ((int)group[i], (int)winner[i], (int)loser[i])).ToList();
+        return new PairsUsed(Rule, threshold, ResponsesPerGroup, indices);
     }
 
     /// <summary>values[g, w] for every pair: [G, C] -> [P].</summary>

@@ -9,21 +9,24 @@ namespace PrefTune.Training.Methods;
 /// gradient stays unbiased; it needs C &gt;= 2. On-policy only.
 /// <para>KL penalty (kl_coef = beta, default 0), as in <see cref="Reinforce"/>: r~ = r - beta * (log pi(y) - log pi_ref(y))
 /// with the log-ratio detached. With kl_coef = 0, r~ = r.</para>
+/// <para>Truncated importance weights (is_clip = c &gt; 0; default 0 = off), as in <see cref="Reinforce"/>: each term is
+/// multiplied by the detached min(pi(y_i|x) / pi_old(y_i|x), c), pi_old the policy that sampled y_i.</para>
 /// </summary>
-public sealed class Rloo(double klCoef) : IPreferenceLoss
+public sealed class Rloo(double klCoef, double isClip = 0) : IPreferenceLoss
 {
-    private static readonly Dictionary<string, double> DefaultParameters = new() { ["kl_coef"] = 0 };
+    private static readonly Dictionary<string, double> DefaultParameters = new() { ["kl_coef"] = 0, ["is_clip"] = 0 };
 
     public static MethodDescriptor Descriptor { get; } = new()
     {
         Name = "rloo",
-        Summary = "-(r - b) log pi(y|x) with b the mean reward of the other C-1 responses to the prompt; optional KL penalty to pi_ref",
+        Summary = "-(r - b) log pi(y|x) with b the mean reward of the other C-1 responses to the prompt; optional KL penalty to pi_ref and truncated importance weights (is_clip)",
         Axes = new MethodAxes(OnPolicySampling: true, OfflineData: false, SampleReuse: false, NegativeGradient: true),
         Defaults = DefaultParameters,
         Create = given =>
         {
             var p = MethodParameters.Resolve("rloo", DefaultParameters, given);
-            return new Rloo(p.Require("rloo", "kl_coef", k => k >= 0, "at least 0"));
+            return new Rloo(p.Require("rloo", "kl_coef", k => k >= 0, "at least 0"),
+                p.Require("rloo", "is_clip", Reinforce.IsClipValid, Reinforce.IsClipRule));
         },
     };
 
@@ -36,12 +39,15 @@ public sealed class Rloo(double klCoef) : IPreferenceLoss
         var shaped = batch.Rewards.detach() - klCoef * logRatio;                           // [G, C] r~
         var baseline = (shaped.sum(1, keepdim: true) - shaped) / (c - 1);                  // [G, C] b_i, leave-one-out
         var weight = (shaped - baseline).clamp(-Reinforce.WeightClip, Reinforce.WeightClip); // [G, C]
-        var loss = -(weight * batch.LogProbs).mean();                                      // []
-        return new LossOutput(loss, new Dictionary<string, Tensor>
+        var terms = weight * batch.LogProbs;                                               // [G, C]
+        var metrics = new Dictionary<string, Tensor>
         {
             ["rewards/mean"] = batch.Rewards.detach().mean(),
             ["advantages/std"] = (weight - weight.mean()).square().mean().sqrt(),
             ["objective/kl"] = logRatio.mean(),
-        });
+        };
+        if (isClip > 0) terms = Reinforce.TruncatedImportanceWeight(batch, isClip, metrics) * terms;   // [G, C]
+        var loss = -terms.mean();                                                          // []
+        return new LossOutput(loss, metrics);
     }
 }

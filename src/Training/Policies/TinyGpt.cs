@@ -8,7 +8,8 @@ namespace PrefTune.Training.Policies;
 /// <summary>
 /// The bandit's combinatorial policy (PAPER.md, Problem 1, policy (b)): a nanoGPT-style decoder-only
 /// transformer. Token and learned position embeddings, <c>layers</c> pre-LayerNorm blocks of causal
-/// self-attention and a 4x MLP, a final LayerNorm and a linear head over the vocabulary.
+/// self-attention and a 4x MLP, a final LayerNorm and a linear head over the vocabulary; beside it a value
+/// head (width -> 1) on the same final hidden state, for PPO's V(x, y_&lt;t) (<see cref="TokenLogProbsAndValues"/>).
 /// The study's size: 3 layers, 3 heads, width 48, vocabulary 100, block 10 (about 95k parameters).
 /// </summary>
 /// <remarks>
@@ -17,6 +18,11 @@ namespace PrefTune.Training.Policies;
 /// global generator, so build it under <see cref="TorchRuntime.GlobalSeedLock"/> after torch.manual_seed.
 /// No dropout (the policy must be deterministic given its weights) and no weight tying (one state-dict
 /// key per tensor). The causal mask is a non-persistent buffer: checkpoints hold the weights only.
+/// The value head is built last and set to zero: its construction draws from the global generator only after
+/// every policy parameter has been drawn, so the policy's own initial weights (and so the reference fit) are
+/// what they were without it, and V = 0 everywhere until PPO trains it (no random value scale to unlearn).
+/// It is a parameter like the others: the run's Adam updates it (only a value loss gives it a gradient), and
+/// it is saved and loaded with the weights.
 /// </remarks>
 public sealed class TinyGpt : PolicyModel
 {
@@ -27,6 +33,7 @@ public sealed class TinyGpt : PolicyModel
     private readonly ModuleList<Block> h;       // Layers transformer blocks
     private readonly LayerNorm ln_f;            // final LayerNorm
     private readonly Linear lm_head;            // Width -> Vocab
+    private readonly Linear value_head;         // Width -> 1: V(x, y_<t) for PPO, read from the same hidden state
 
     public TinyGpt(int vocab, int blockSize, int layers, int heads, int width) : base(nameof(TinyGpt))
     {
@@ -43,6 +50,12 @@ public sealed class TinyGpt : PolicyModel
         h = nn.ModuleList(Enumerable.Range(0, layers).Select(_ => new Block(width, heads, residualStd)).ToArray());
         ln_f = nn.LayerNorm(width);
         lm_head = Init(nn.Linear(width, vocab));
+        value_head = nn.Linear(width, 1);   // last: every draw above is unchanged by it
+        using (no_grad())
+        {
+            nn.init.zeros_(value_head.weight!);
+            nn.init.zeros_(value_head.bias!);
+        }
         RegisterComponents();
     }
 
@@ -69,6 +82,12 @@ public sealed class TinyGpt : PolicyModel
     public Tensor forward(Tensor tokens, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
+        return lm_head.forward(Hidden(tokens, cache)).MoveToOuterDisposeScope();   // (B, T, V)
+    }
+
+    /// <summary>The final hidden state (after ln_f) that both heads read: tokens (B, T) int64 -> (B, T, C).</summary>
+    private Tensor Hidden(Tensor tokens, KvCache? cache)
+    {
         var (b, t) = (tokens.shape[0], tokens.shape[1]);
         var start = cache?.Length ?? 0;
         if (start + t > BlockSize)
@@ -84,8 +103,7 @@ public sealed class TinyGpt : PolicyModel
         for (var i = 0; i < h.Count; i++)
             x = h[i].forward(x, mask, cache?.Layers[i], start);                 // (B, T, C)
         if (cache is not null) cache.Length = start + (int)t;
-        x = ln_f.forward(x);                                                    // (B, T, C)
-        return lm_head.forward(x).MoveToOuterDisposeScope();                    // (B, T, V)
+        return ln_f.forward(x);                                                 // (B, T, C)
     }
 
     /// <summary>
@@ -100,15 +118,37 @@ public sealed class TinyGpt : PolicyModel
     public Tensor TokenLogProbs(Tensor sequences, int promptLength)
     {
         using var scope = NewDisposeScope();
-        var (n, length) = (sequences.shape[0], sequences.shape[1]);
-        var r = length - promptLength;
-        if (promptLength < 1 || r < 1)
-            throw new ArgumentException($"TinyGpt: a sequence of {length} tokens has no response after a {promptLength}-token prompt");
-        var inputs = sequences.narrow(1, 0, length - 1);                          // (N, L-1): tokens 0..L-2
-        var targets = sequences.narrow(1, 1, length - 1);                         // (N, L-1): tokens 1..L-1
+        var (inputs, targets, r) = Shifted(sequences, promptLength);              // (N, L-1), (N, L-1)
         var logProbs = F.log_softmax(forward(inputs), -1);                        // (N, L-1, V): row t-1 predicts token t
         var scored = logProbs.gather(2, targets.unsqueeze(2)).squeeze(2);         // (N, L-1)
         return scored.narrow(1, promptLength - 1, r).MoveToOuterDisposeScope();   // (N, R): the response tokens only
+    }
+
+    /// <summary>
+    /// <see cref="TokenLogProbs"/> and the value head's V(x, y_&lt;t) for every response token from one forward pass:
+    /// (N, R) each, with the gradient. The value of token t is read at position t - 1, the same hidden state whose
+    /// logits score token t: the state in which y_t is chosen (TRL's values[:, context_length - 1 : -1]).
+    /// </summary>
+    public (Tensor LogProbs, Tensor Values) TokenLogProbsAndValues(Tensor sequences, int promptLength)
+    {
+        using var scope = NewDisposeScope();
+        var (inputs, targets, r) = Shifted(sequences, promptLength);              // (N, L-1), (N, L-1)
+        var hidden = Hidden(inputs, cache: null);                                 // (N, L-1, C)
+        var logProbs = F.log_softmax(lm_head.forward(hidden), -1);                // (N, L-1, V): row t-1 predicts token t
+        var scored = logProbs.gather(2, targets.unsqueeze(2)).squeeze(2);         // (N, L-1)
+        var values = value_head.forward(hidden).squeeze(2);                       // (N, L-1): V at row t-1 is the state before token t
+        return (scored.narrow(1, promptLength - 1, r).MoveToOuterDisposeScope(),   // (N, R)
+            values.narrow(1, promptLength - 1, r).MoveToOuterDisposeScope());      // (N, R)
+    }
+
+    /// <summary>Inputs (tokens 0..L-2) and targets (tokens 1..L-1) of (N, L) sequences, and the response length R = L - P.</summary>
+    private static (Tensor Inputs, Tensor Targets, long R) Shifted(Tensor sequences, int promptLength)
+    {
+        var length = sequences.shape[1];
+        var r = length - promptLength;
+        if (promptLength < 1 || r < 1)
+            throw new ArgumentException($"TinyGpt: a sequence of {length} tokens has no response after a {promptLength}-token prompt");
+        return (sequences.narrow(1, 0, length - 1), sequences.narrow(1, 1, length - 1), r);
     }
 
     /// <summary>log pi(y|x) = the sum of the response's token log-probs: [N], with the gradient.</summary>

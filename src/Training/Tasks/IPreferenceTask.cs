@@ -31,6 +31,16 @@ public interface IPreferenceTask
     /// <summary>Sequence log-probs log pi(y|x) = sum of token log-probs, one per rollout: shape [N]; carries grad if the policy does.</summary>
     Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts);
 
+    /// <summary>
+    /// Per-token scores for token-level methods (PPO with a value head): log pi(y_t|x, y_&lt;t) and the policy's value
+    /// estimate V(x, y_&lt;t), each [N, L] with L the longest response, zero past a response's end; both carry grad if
+    /// the policy does. Null when the task's policy has no per-token view (one action per response, no value head).
+    /// </summary>
+    TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => null;
+
     /// <summary>The ground-truth reward of one rollout.</summary>
     double GoldReward(Rollout rollout);
 }
+
+/// <summary>Per-token log-probs and value estimates of N responses under one policy: [N, L] each.</summary>
+public sealed record TokenScores(Tensor LogProbs, Tensor Values);

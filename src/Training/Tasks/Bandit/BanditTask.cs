@@ -213,6 +213,10 @@ public sealed class BanditTask : IPreferenceTask
         return logProbs.gather(1, actions.unsqueeze(1)).squeeze(1).MoveToOuterDisposeScope();                   // [N]
     }
 
+    /// <summary>"gpt": the R token log-probs and value estimates (<see cref="GptBandit.ScoreTokens"/>); the categorical
+    /// policy has one action per response and no value head, so null.</summary>
+    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _gpt?.ScoreTokens(policy, rollouts);
+
     /// <summary>r(a) of the rollout's action; "gpt": the mean of r(a) over its ResponseLength tokens.</summary>
     public double GoldReward(Rollout rollout) => _gpt?.GoldReward(rollout) ?? _goldRewards[ActionOf(rollout)];
 

@@ -125,6 +125,21 @@ internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, do
     {
         var model = Gpt(policy);
         using var scope = NewDisposeScope();
+        return model.SequenceLogProbs(Sequences(rollouts), promptLength: 1).MoveToOuterDisposeScope();   // [N]
+    }
+
+    /// <summary>The R token log-probs and the value head's V(x, y_&lt;t) of every rollout: [N, R] each, with grad.</summary>
+    public TokenScores ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts)
+    {
+        var model = Gpt(policy);
+        using var scope = NewDisposeScope();
+        var (logProbs, values) = model.TokenLogProbsAndValues(Sequences(rollouts), promptLength: 1);   // (N, R), (N, R)
+        return new TokenScores(logProbs.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>[k, y_1..y_R] of every rollout: (N, 1 + R) int64, in the caller's dispose scope.</summary>
+    private Tensor Sequences(IReadOnlyList<Rollout> rollouts)
+    {
         var flat = new long[rollouts.Count * (1 + R)];
         for (var i = 0; i < rollouts.Count; i++)
         {
@@ -132,8 +147,7 @@ internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, do
             var response = ResponseOf(rollouts[i]);
             for (var t = 0; t < R; t++) flat[i * (1 + R) + 1 + t] = response[t];
         }
-        var sequences = tensor(flat).view(rollouts.Count, 1 + R);                        // (N, 1 + R)
-        return model.SequenceLogProbs(sequences, promptLength: 1).MoveToOuterDisposeScope();   // [N]
+        return tensor(flat).view(rollouts.Count, 1 + R);   // (N, 1 + R)
     }
 
     /// <summary>The mean of r(a) over the response's R tokens.</summary>

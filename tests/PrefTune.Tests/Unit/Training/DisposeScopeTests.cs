@@ -11,7 +11,7 @@ public class Training_steps_on_the_bandit
     [MemberData(nameof(Every_registered_method.Names), MemberType = typeof(Every_registered_method))]
     public void Leave_no_live_tensors_behind(string name)
     {
-        var task = Bandits.Small();
+        var task = Bandits.SmallFor(name);
         using var policy = task.CreatePolicy(1);
         using var reference = task.CreatePolicy(1);
         reference.requires_grad_(false);

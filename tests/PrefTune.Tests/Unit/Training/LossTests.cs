@@ -446,3 +446,63 @@ public class A_pair_method_on_a_minibatch_of_ties
         Assert.All(new[] { gradient[0, 0], gradient[0, 1], gradient[0, 2] }, g => Assert.Equal(0, g));
     }
 }
+
+public class The_pairs_a_pair_loss_reports
+{
+    [Fact]
+    public void Are_the_dpo_pairs_above_the_threshold_and_no_others()
+    {
+        using var scope = NewDisposeScope();
+        const double beta = 0.05;
+        // Rewards 0.5, 0.45, 0.1 with threshold 0.1: (0, 2) gap 0.4 and (1, 2) gap 0.35; (0, 1) gap 0.05 is dropped.
+        // At pi = pi_ref each pair's gradient is -+beta/2 / P: responses 0 and 1 win one pair each, 2 loses two.
+        var batch = Of(new float[,] { { -1, -2, -3 } }, new float[,] { { 0.5f, 0.45f, 0.1f } });
+
+        var output = new Dpo(beta, threshold: 0.1).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        var pairs = output.Pairs ?? throw new InvalidOperationException("dpo reported no pairs");
+        Assert.Equal(("ranked-pairs", 0.1, 3), (pairs.Rule, pairs.Threshold, pairs.Candidates));
+        Assert.Equal([(0, 0, 2), (0, 1, 2)], pairs.Indices);
+        Assert.Equal(2, Value(output.Metrics["pairs"]));
+        Assert.Equal(-beta / 2 / 2, gradient[0, 0], 6);
+        Assert.Equal(-beta / 2 / 2, gradient[0, 1], 6);   // the dropped pair would have pushed response 1 down
+        Assert.Equal(beta / 2, gradient[0, 2], 6);
+    }
+
+    [Fact]
+    public void Are_empty_when_no_gap_passes_the_threshold()
+    {
+        using var scope = NewDisposeScope();
+        var output = new Ipo(beta: 0.05, targetMargin: 0, threshold: 0.5).Compute(Of(new float[,] { { -1, -2 } }, new float[,] { { 0.3f, 0.1f } }));
+
+        Assert.Empty(output.Pairs!.Indices);
+        Assert.Equal(0.5, output.Pairs.Threshold);
+    }
+
+    [Fact]
+    public void Are_best_against_worst_for_best_of_n_neg_and_best_against_each_worse_for_its_average()
+    {
+        using var scope = NewDisposeScope();
+        // Group 0: best 1 (reward 3), worst 2 (reward 0), response 0 (reward 1) is worse too. Group 1 ties: no pair.
+        var batch = Of(new float[,] { { -1, -1, -1 }, { -1, -1, -1 } }, new float[,] { { 1, 3, 0 }, { 2, 2, 2 } });
+
+        var worst = MethodRegistry.Create("best-of-n-neg").Compute(batch).Pairs!;
+        var average = MethodRegistry.Create("best-of-n-neg-avg").Compute(batch).Pairs!;
+
+        Assert.Equal(("best-vs-worst", 0.0, 3), (worst.Rule, worst.Threshold, worst.Candidates));
+        Assert.Equal([(0, 1, 2)], worst.Indices);
+        Assert.Equal("best-vs-each-worse", average.Rule);
+        Assert.Equal([(0, 1, 0), (0, 1, 2)], average.Indices);
+    }
+
+    [Fact]
+    public void Are_absent_for_methods_that_form_no_pairs()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Of(new float[,] { { -1, -2 } }, new float[,] { { 0, 1 } });
+
+        Assert.Null(MethodRegistry.Create("reinforce").Compute(batch).Pairs);
+        Assert.Null(MethodRegistry.Create("best-of-n").Compute(batch).Pairs);
+    }
+}

@@ -13,7 +13,7 @@ public class Every_registered_method
     [MemberData(nameof(Names))]
     public void Gives_a_finite_loss_and_one_adam_step_changes_the_policy(string name)
     {
-        var task = Bandits.Small();
+        var task = Bandits.SmallFor(name);
         using var policy = task.CreatePolicy(1);
         using var reference = task.CreatePolicy(1);
         reference.requires_grad_(false);
@@ -38,7 +38,7 @@ public class Every_registered_method
     [MemberData(nameof(Names))]
     public void Gives_a_finite_loss_and_gradient_when_all_rewards_tie(string name)
     {
-        var task = Bandits.Small();
+        var task = Bandits.SmallFor(name);
         using var policy = task.CreatePolicy(1);
         using var reference = task.CreatePolicy(2);   // a different reference, so the KL terms are not all zero
         reference.requires_grad_(false);
@@ -81,7 +81,8 @@ public class The_method_registry
     public void Holds_the_papers_methods_on_their_axes()
     {
         Assert.Equal(["pref-ft", "best-of-n", "best-of-n-neg", "best-of-n-neg-avg", "best-of-n-neg-sum", "rwr", "dpo", "ipo",
-            "reinforce", "rloo", "ppo", "grpo"], MethodRegistry.All.Select(m => m.Name));
+            "reinforce", "rloo", "ppo", "ppo-token", "grpo"], MethodRegistry.All.Select(m => m.Name));
+        Assert.Equal(["ppo-token"], MethodRegistry.All.Where(m => m.TokenLevel).Select(m => m.Name));
         Assert.False(MethodRegistry.Get("pref-ft").Axes.NegativeGradient);
         Assert.False(MethodRegistry.Get("best-of-n").Axes.NegativeGradient);
         Assert.True(MethodRegistry.Get("best-of-n").Axes.Supports(DataSource.Online));
@@ -97,7 +98,7 @@ public class The_method_registry
         var error = Assert.Throws<ArgumentException>(() => MethodRegistry.Get("trpo"));
 
         Assert.Contains("'trpo'", error.Message);
-        Assert.Contains("pref-ft, best-of-n, best-of-n-neg, best-of-n-neg-avg, best-of-n-neg-sum, rwr, dpo, ipo, reinforce, rloo, ppo, grpo", error.Message);
+        Assert.Contains("pref-ft, best-of-n, best-of-n-neg, best-of-n-neg-avg, best-of-n-neg-sum, rwr, dpo, ipo, reinforce, rloo, ppo, ppo-token, grpo", error.Message);
     }
 
     [Fact]
@@ -116,6 +117,7 @@ public class The_papers_table_1
     // offline has both data flags; its reuse is that of its online form ("n/a" offline).
     [Theory]
     [InlineData("ppo", true, false, true, true)]                 // PPO: yes / yes / yes
+    [InlineData("ppo-token", true, false, true, true)]
     [InlineData("reinforce", true, false, false, true)]          // REINFORCE / RLOO: yes / no / yes
     [InlineData("rloo", true, false, false, true)]
     [InlineData("dpo", true, true, true, true)]                  // offline DPO, IPO: no / n/a / yes; on-policy DPO / IPO: yes / yes / yes

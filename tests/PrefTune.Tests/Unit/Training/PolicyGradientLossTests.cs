@@ -183,3 +183,103 @@ public class The_ppo_loss
         Assert.Equal(0.2, fixedLoss.KlCoef);
     }
 }
+
+public class Truncated_importance_weights
+{
+    // log pi - log pi_old = ln 1.5 on response 0 and ln 4 on response 1: weights min(1.5, 2) = 1.5 and min(4, 2) = 2.
+    private static GroupBatch Lagging(float[,] rewards) => Of(new float[,] { { -1, -1 } }, rewards) with
+    {
+        SamplingLogProbs = tensor(new float[,] { { -1 - (float)Math.Log(1.5), -1 - (float)Math.Log(4) } }),
+    };
+
+    [Fact]
+    public void Multiply_each_reinforce_term_by_the_capped_ratio_to_the_sampling_policy()
+    {
+        using var scope = NewDisposeScope();
+        // First batch: b = 0, so the weights are the rewards 1 and 3; N = 2.
+        var batch = Lagging(new float[,] { { 1, 3 } });
+
+        var output = new Reinforce(momentum: 0.9, klCoef: 0, isClip: 2).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(-1.5 * 1 / 2, gradient[0, 0], 6);   // -w r / N with w = 1.5
+        Assert.Equal(-2.0 * 3 / 2, gradient[0, 1], 6);   // w capped at 2 (the ratio is 4)
+        Assert.Equal(-(1.5 * 1 * -1 + 2 * 3 * -1) / 2, Value(output.Loss), 6);
+        Assert.Equal((1.5 + 2) / 2, Value(output.Metrics["is/weight_mean"]), 6);
+        Assert.Equal(0.5, Value(output.Metrics["is/truncated_frac"]), 6);
+    }
+
+    [Fact]
+    public void Are_off_by_default_and_leave_reinforce_unweighted()
+    {
+        using var scope = NewDisposeScope();
+        var batch = Lagging(new float[,] { { 1, 3 } });
+
+        var output = ((Reinforce)MethodRegistry.Create("reinforce")).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(-0.5, gradient[0, 0], 6);
+        Assert.Equal(-1.5, gradient[0, 1], 6);
+        Assert.DoesNotContain("is/weight_mean", output.Metrics.Keys);
+    }
+
+    [Fact]
+    public void Multiply_each_rloo_term_by_the_capped_ratio()
+    {
+        using var scope = NewDisposeScope();
+        // Rewards 0, 2: leave-one-out baselines 2, 0, so r - b = -2, 2.
+        var batch = Lagging(new float[,] { { 0, 2 } });
+
+        var output = new Rloo(klCoef: 0, isClip: 2).Compute(batch);
+        var gradient = Gradient(batch, output.Loss);
+
+        Assert.Equal(-1.5 * -2 / 2, gradient[0, 0], 6);
+        Assert.Equal(-2.0 * 2 / 2, gradient[0, 1], 6);
+    }
+
+    [Fact]
+    public void Cap_the_weight_grpos_unclipped_branch_gives_a_push_down()
+    {
+        using var scope = NewDisposeScope();
+        // Rewards 2, 0: A = +a, -a with a = 1 / (sqrt 2 + 1e-4). Response 0: rho 1.5 > 1.2 with A > 0: clipped, no gradient
+        // (as without is_clip). Response 1: rho 4 with A < 0, which the clip leaves open: without is_clip its gradient is
+        // -(-a) * 4 / 2 = 2a, with is_clip = 2 the weight is capped: -(-a) * 2 / 2 = a.
+        var a = 1 / (Math.Sqrt(2) + Grpo.StdEpsilon);
+        var capped = Lagging(new float[,] { { 2, 0 } });
+        var uncapped = Lagging(new float[,] { { 2, 0 } });
+
+        var cappedGradient = Gradient(capped, new Grpo(cliprange: 0.2, klCoef: 0, isClip: 2).Compute(capped).Loss);
+        var uncappedGradient = Gradient(uncapped, new Grpo(cliprange: 0.2, klCoef: 0).Compute(uncapped).Loss);
+
+        Assert.Equal(0, cappedGradient[0, 0]);
+        Assert.Equal(a, cappedGradient[0, 1], 5);
+        Assert.Equal(2 * a, uncappedGradient[0, 1], 5);
+    }
+
+    [Fact]
+    public void Leave_grpo_unchanged_where_the_ratio_is_under_the_cap()
+    {
+        using var scope = NewDisposeScope();
+        // rho 1.5 and 4 are both under a cap of 10: the same loss and gradient as without is_clip.
+        var capped = Lagging(new float[,] { { 0, 2 } });
+        var plain = Lagging(new float[,] { { 0, 2 } });
+
+        var cappedOutput = new Grpo(0.2, 0, isClip: 10).Compute(capped);
+        var plainOutput = new Grpo(0.2, 0).Compute(plain);
+
+        Assert.Equal(Value(plainOutput.Loss), Value(cappedOutput.Loss), 6);
+        Assert.Equal(Gradient(plain, plainOutput.Loss), Gradient(capped, cappedOutput.Loss));
+    }
+
+    [Theory]
+    [InlineData("reinforce")]
+    [InlineData("rloo")]
+    [InlineData("grpo")]
+    public void Take_is_clip_zero_or_at_least_one(string method)
+    {
+        Assert.Equal(0, MethodRegistry.Get(method).Defaults["is_clip"]);
+        Assert.NotNull(MethodRegistry.Create(method, new Dictionary<string, double> { ["is_clip"] = 2 }));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => MethodRegistry.Create(method, new Dictionary<string, double> { ["is_clip"] = 0.5 }));
+        Assert.Contains("is_clip", error.Message);
+    }
+}
