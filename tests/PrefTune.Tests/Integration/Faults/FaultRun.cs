@@ -17,9 +17,11 @@ public sealed class FaultRun : IAsyncDisposable
 {
     /// <summary>
     /// A small online run: the categorical bandit, REINFORCE, 4 gradient steps per batch (B = 20, M = 10, T = 2:
-    /// each sample is used twice), evaluated only at the start and the end, on few samples.
+    /// each sample is used twice), evaluated only at the start and the end, on few samples. 100 batches: each
+    /// takes ~0.1 s here (three stage round trips and two appends), so the run lasts ~10 s undisturbed, longer
+    /// than a broker takes to stop (3-10 s on a loaded machine) and to be started again.
     /// </summary>
-    public const int GradientSteps = 80;
+    public const int GradientSteps = 400;
 
     private static readonly string Experiment = $$"""
         name: fault
@@ -144,7 +146,35 @@ public sealed class FaultRun : IAsyncDisposable
             Orchestrator.Kill();
             throw new XunitException($"the orchestrator did not finish within {deadline.TotalSeconds:0} s of the fault's end (it must never hang)\n{diagnostics}");
         }
-        Note($"orchestrator exited with {Orchestrator.ExitCode}");
+        Note($"orchestrator exited with {Orchestrator.ExitCode}; {await DescribeUpdatesAsync()}");
+    }
+
+    /// <summary>Fails the test as inconclusive when every update was recorded before the fault took effect (too fast a run, too slow a fault).</summary>
+    public async Task AssertFaultCameMidRunAsync(string fault)
+    {
+        var updates = await CountUpdatesAsync();
+        Note($"{fault}: {updates} updates recorded, orchestrator {(Orchestrator.HasExited ? "exited" : "running")}");
+        if (updates >= GradientSteps)
+            throw new XunitException($"inconclusive: all {updates} updates were recorded before the fault ({fault}) took effect; give the run more gradient steps\n{Diagnostics()}");
+    }
+
+    /// <summary>How many updates the run recorded and over what span (from the events' timestamps).</summary>
+    private async Task<string> DescribeUpdatesAsync()
+    {
+        try
+        {
+            await using var connection = new NpgsqlConnection(_servers.Database + ";Pooling=false");
+            await connection.OpenAsync();
+            await using var query = new NpgsqlCommand(
+                $"select count(*), extract(epoch from max(timestamp) - min(timestamp)) from {Schema}.mt_events where type = 'update_applied'", connection);
+            await using var reader = await query.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return $"{reader.GetInt64(0)} updates recorded over {(reader.IsDBNull(1) ? 0 : reader.GetDecimal(1)):0.0} s";
+        }
+        catch (NpgsqlException e)
+        {
+            return $"updates not counted ({e.Message})";
+        }
     }
 
     /// <summary>The run's event stream, in order (the schema holds this one run).</summary>

@@ -107,8 +107,10 @@ public sealed class PrefTuneProgram : IDisposable
     public string Tail(int lines = 25)
     {
         List<string> last;
-        lock (_log) last = _lines.TakeLast(lines).ToList();
-        return $"--- {Name} (pid {Id}{(HasExited ? $", exit {ExitCode}" : ", running")}), last lines of {LogPath}:\n"
+        // stack frames crowd out what happened; the log file has them all
+        lock (_log) last = _lines.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("--- End of", StringComparison.Ordinal))
+            .TakeLast(lines).ToList();
+        return $"--- {Name} (pid {Id}{(HasExited ? $", exit {ExitCode}" : ", running")}), last lines (stack frames left out) of {LogPath}:\n"
             + string.Join('\n', last);
     }
 

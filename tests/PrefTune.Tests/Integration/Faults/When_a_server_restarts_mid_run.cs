@@ -22,7 +22,7 @@ public sealed class When_a_server_restarts_mid_run(FaultServers servers, ITestOu
         Assert.True(before < FaultRun.GradientSteps && !run.Orchestrator.HasExited, "the run ended before the fault: make it longer");
 
         await servers.StopRabbitMqAsync();
-        run.Note("stopped RabbitMQ");
+        await run.AssertFaultCameMidRunAsync("RabbitMQ stopped");
         await Task.Delay(TimeSpan.FromSeconds(5));
         await servers.StartRabbitMqAsync();
         run.Note("started RabbitMQ again (state kept)");

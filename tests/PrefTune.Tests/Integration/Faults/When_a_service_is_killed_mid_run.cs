@@ -27,7 +27,7 @@ public sealed class When_a_service_is_killed_mid_run(FaultServers servers, ITest
         Assert.True(before < FaultRun.GradientSteps && !run.Orchestrator.HasExited, "the run ended before the fault: make it longer");
 
         run.Service(role).Kill();
-        run.Note($"killed the {role} (SIGKILL)");
+        await run.AssertFaultCameMidRunAsync($"{role} killed");
         run.StartService(role);
 
         await run.WaitForOrchestratorAsync(Deadline);
