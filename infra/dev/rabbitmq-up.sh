@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throwaway RabbitMQ on 127.0.0.1:${PREFTUNE_RMQ_PORT:-55672} (guest/guest), without systemd: private
-# epmd (port+2), distribution port (port+1), cookie and state under $PREFTUNE_RMQ_BASE, wiped on every start.
+# epmd (port+2), distribution port (port+1), cookie and state under $PREFTUNE_RMQ_BASE, wiped on every start
+# unless PREFTUNE_RMQ_KEEP=1 (keep state: durable queues, their persistent messages, vhosts and users survive
+# a rabbitmq-down.sh / rabbitmq-up.sh pair run with PREFTUNE_RMQ_KEEP=1, for restart tests).
 set -euo pipefail
 PORT=${PREFTUNE_RMQ_PORT:-55672}
 BASE=${PREFTUNE_RMQ_BASE:-/tmp/preftune-rmq-$PORT}
@@ -10,7 +12,8 @@ SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "port 127.0.0.1:$PORT is already in use; stop that broker or set PREFTUNE_RMQ_PORT" >&2; exit 1
 fi
-rm -rf "$BASE"; mkdir -p "$BASE"/{home,mnesia,log}
+if [ "${PREFTUNE_RMQ_KEEP:-}" = 1 ] && [ -d "$BASE/mnesia" ]; then kept=" (state kept)"; else kept=""; rm -rf "$BASE"; fi
+mkdir -p "$BASE"/{home,mnesia,log}
 echo '[].' > "$BASE/enabled_plugins"          # no management plugin (faster boot, no :15672)
 : > "$BASE/rabbitmq-env.conf"                  # ignore /etc/rabbitmq/rabbitmq-env.conf
 cat > "$BASE/env.sh" <<ENV
@@ -40,7 +43,7 @@ nohup setsid "$SERVER" >"$BASE/log/stdout.log" 2>&1 </dev/null &
 echo $! > "$BASE/launcher.pid"
 # ready = the AMQP listener accepts TCP (listeners start last in boot)
 for _ in $(seq 1 600); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then echo "rabbitmq up on 127.0.0.1:$PORT (state $BASE)"; exit 0; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then echo "rabbitmq up on 127.0.0.1:$PORT (state $BASE)$kept"; exit 0; fi
   kill -0 "$(cat "$BASE/launcher.pid")" 2>/dev/null || break
   sleep 0.1
 done
