@@ -17,7 +17,7 @@ public static class RunInvariants
         AssertConsistent(events);
         if (events[^1] is RunFailed failed)
             throw new XunitException($"the run failed instead of completing: [{failed.Stage}] {failed.Reason}");
-        Assert.True(events[^1] is RunCompleted, $"the run's last event is {events[^1].GetType().Name}, not RunCompleted");
+        Assert.True(events[^1] is RunCompleted, $"the run's stream ends with {events[^1].GetType().Name} (event {events.Count}): it recorded neither RunCompleted nor RunFailed");
 
         var trained = events.OfType<PolicyTrained>().GroupBy(t => t.BatchId).ToDictionary(g => g.Key, g => g.Count());
         var untrained = events.OfType<TrainingBatchAssembled>().Where(b => !trained.ContainsKey(b.BatchId)).Select(b => b.BatchId).ToList();
@@ -34,7 +34,8 @@ public static class RunInvariants
     public static void AssertFailedWithReason(IReadOnlyList<object> events)
     {
         AssertConsistent(events);
-        var failed = Assert.IsType<RunFailed>(events[^1]);
+        if (events[^1] is not RunFailed failed)
+            throw new XunitException($"the run's stream ends with {events[^1].GetType().Name} (event {events.Count}): it recorded neither RunCompleted nor RunFailed");
         Assert.False(string.IsNullOrWhiteSpace(failed.Reason), "RunFailed records no reason");
     }
 
