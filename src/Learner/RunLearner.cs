@@ -173,15 +173,18 @@ public sealed class RunLearner : IDisposable
         Tensor refLogProbs;
         using (no_grad())
             refLogProbs = _task.SequenceLogProbs(_reference, rollouts).reshape(groups, c);   // [G, C]
-        return new GroupBatch
-        {
-            LogProbs = logProbs,
-            RefLogProbs = refLogProbs,
-            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
-            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
-            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
-        };
+        return WithSamples(samples, groups, c, logProbs, refLogProbs);
     }
+
+    /// <summary>The [G, C] batch from the model's log-probs plus what the samples carry (sampling log-probs, rewards, lengths).</summary>
+    private static GroupBatch WithSamples(List<TrainingSample> samples, int groups, int c, Tensor logProbs, Tensor refLogProbs) => new()
+    {
+        LogProbs = logProbs,
+        RefLogProbs = refLogProbs,
+        SamplingLogProbs = tensor(samples.Select(s => s.Rollout.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
+        Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
+        Lengths = tensor(samples.Select(s => (float)s.Rollout.ResponseTokens.Length).ToArray()).reshape(groups, c),
+    };
 
     /// <summary>
     /// The minibatch with its per-token view for token-level methods: [G, C, L] token log-probs and values from one
@@ -202,13 +205,8 @@ public sealed class RunLearner : IDisposable
         var logProbs = scores.LogProbs * mask;                                                  // [N, L]
         var refLogProbs = refScores.LogProbs * mask;                                            // [N, L]
         Tensor Tokens(Tensor t) => t.reshape(groups, c, length);                                // [N, L] -> [G, C, L]
-        return new GroupBatch
+        return WithSamples(samples, groups, c, logProbs.sum(1).reshape(groups, c), refLogProbs.sum(1).reshape(groups, c)) with
         {
-            LogProbs = logProbs.sum(1).reshape(groups, c),
-            RefLogProbs = refLogProbs.sum(1).reshape(groups, c),
-            SamplingLogProbs = tensor(rollouts.Select(r => r.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
-            Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
-            Lengths = tensor(rollouts.Select(r => (float)r.ResponseTokens.Length).ToArray()).reshape(groups, c),
             Tokens = new TokenBatch
             {
                 LogProbs = Tokens(logProbs),

@@ -49,6 +49,10 @@ public sealed class RecordedRun
             .ToList();
     }
 
+    /// <summary>A run from its events in stream order (the first must be RunStarted), without a replayed source run.</summary>
+    public static RecordedRun From(IReadOnlyList<object> events) =>
+        new(events.FirstOrDefault() as RunStarted ?? throw new ArgumentException("events: a run's stream starts with RunStarted"), events, SamplesIn(events));
+
     /// <summary>Loads a run's stream; a counterfactual replay's samples come from the run it replays.</summary>
     public static async Task<RecordedRun?> LoadAsync(IDocumentStore store, Guid runId, CancellationToken ct)
     {

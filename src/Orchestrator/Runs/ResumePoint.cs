@@ -69,9 +69,7 @@ internal static class ResumePoint
         var lastTrained = last is null ? null : recorded.Trained.GetValueOrDefault(last.BatchId)
             ?? (recorded.Assembled.Count > 1 ? recorded.Trained.GetValueOrDefault(recorded.Assembled[^2].BatchId) : null);
         var evaluatedNow = run.Evaluations.Count > 0 && run.Evaluations[^1].PolicyVersion == policy.Version;
-        var due = policy.Version == 0 || lastTrained is null
-            || run.Steps / loop.EvalEvery > (run.Steps - lastTrained.Steps) / loop.EvalEvery
-            || (pending is null && recorded.Assembled.Count >= run.Iterations);
+        var due = lastTrained is null || RunDriver.EvaluationDue(run, lastTrained.Steps, pending is null && recorded.Assembled.Count >= run.Iterations);
         return (run, source, pending, due && !evaluatedNow);
     }
 }

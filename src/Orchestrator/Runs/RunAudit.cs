@@ -4,8 +4,10 @@ namespace PrefTune.Orchestrator.Runs;
 
 /// <summary>
 /// The invariants a run's event stream must satisfy whatever faults hit it: every consumed sample was produced
-/// exactly once, policy versions increase without gaps, each update and each batch is applied once, every batch
-/// handed to the Learner was trained, and the run ended. Returns the violations (none for a sound run).
+/// exactly once and belongs to the batch its update names, policy versions increase without gaps, each update and
+/// each batch is applied once, every batch handed to the Learner was trained, nothing is recorded after the run
+/// ended (a failure may be followed only by a resume), and the run completed. Returns the violations (none for a
+/// sound run). The fault tests and the pipeline tests check every run they make with it.
 /// </summary>
 public static class RunAudit
 {
@@ -21,6 +23,14 @@ public static class RunAudit
         var updates = events.OfType<UpdateApplied>().ToList();
         foreach (var orphan in updates.SelectMany(u => u.SampleIds.Select(id => (u.Step, id))).Where(x => !produced.ContainsKey(x.id)).Take(5))
             problems.Add($"step {orphan.Step} consumed sample {orphan.id}, which no recorded batch produced");
+        var batchSamples = events.OfType<TrainingBatchAssembled>().GroupBy(a => a.BatchId).ToDictionary(g => g.Key, g => g.First().SampleIds.ToHashSet());
+        foreach (var u in updates)
+        {
+            if (!batchSamples.TryGetValue(u.BatchId, out var inBatch))
+                problems.Add($"step {u.Step} trained on batch {u.BatchId}, which was never recorded as assembled");
+            else if (u.SampleIds.Any(id => !inBatch.Contains(id)))
+                problems.Add($"step {u.Step} consumed samples outside its batch {u.BatchId}");
+        }
 
         // Updates: steps 1..N in order, versions chained, each (batch, pass, minibatch) once.
         for (var i = 0; i < updates.Count; i++)
@@ -51,6 +61,12 @@ public static class RunAudit
         foreach (var dropped in assembled.Where(a => !trainedIds.Contains(a.BatchId)).Where(_ => mustBeComplete))
             problems.Add($"batch {dropped.BatchId} (iteration {dropped.Iteration}) was recorded but never trained");
 
+        // Endings: nothing after RunCompleted; after RunFailed, only a RunResumed may come next.
+        for (var i = 0; i < events.Count - 1; i++)
+        {
+            if (events[i] is RunCompleted) { problems.Add($"{events.Count - 1 - i} event(s) recorded after RunCompleted"); break; }
+            if (events[i] is RunFailed && events[i + 1] is not RunResumed) { problems.Add($"{events[i + 1].GetType().Name} recorded after RunFailed without a RunResumed"); break; }
+        }
         if (mustBeComplete && !run.Completed)
             problems.Add("the run has no RunCompleted");
         return problems;

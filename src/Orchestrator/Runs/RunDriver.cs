@@ -158,7 +158,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
     }
 
     /// <summary>Evaluate every EvalEvery gradient steps (when the last batch crossed a multiple) and at the end.</summary>
-    private static bool EvaluationDue(RunState run, int stepsJustTaken, bool last) =>
+    internal static bool EvaluationDue(RunState run, int stepsJustTaken, bool last) =>
         last || run.Steps / run.Spec.Loop.EvalEvery > (run.Steps - stepsJustTaken) / run.Spec.Loop.EvalEvery;
 
     /// <summary>D_pref: N responses per prompt from the reference policy, scored once and recorded.</summary>

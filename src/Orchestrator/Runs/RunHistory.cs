@@ -29,7 +29,8 @@ public static class RunHistory
     public static async Task<RunRecord?> LoadAsync(IDocumentStore store, Guid runId, CancellationToken ct)
     {
         await using var session = store.QuerySession();
-        var events = (await session.Events.FetchStreamAsync(runId, token: ct)).Select(e => e.Data).ToList();
+        var stream = await session.Events.FetchStreamAsync(runId, token: ct);
+        var events = stream.Select(e => e.Data).ToList();
         if (events.FirstOrDefault() is not RunStarted started) return null;
 
         var generated = events.OfType<RolloutsGenerated>().ToList();
@@ -64,7 +65,9 @@ public static class RunHistory
             GradientSteps = updates.Count,
             Elapsed = (endedAt ?? DateTimeOffset.UtcNow) - started.StartedAt,
         };
-        var ledger = await LedgerAsync(session, runId, ct);
+        // the live projection folded over the events already read, rather than reading the stream a second time
+        var projection = new RunLedgerProjection();
+        var ledger = stream.Aggregate((RunLedger?)null, (state, e) => projection.Evolve(state, runId, e)) ?? new RunLedger { Id = runId };
         return new RunRecord(started, outcome, counts, endedAt, ledger, ledger.Staleness());
     }
 

@@ -1,10 +1,12 @@
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Runs;
 using Xunit;
 using Xunit.Sdk;
 
 namespace PrefTune.Tests.Integration.Faults;
 
-/// <summary>The fault tests' checker catches each violation it claims to (a checker that never fails proves nothing).</summary>
+/// <summary>The run audit (through the fault tests' assertions) catches each violation it claims to: a checker that
+/// never fails proves nothing.</summary>
 public sealed class When_a_run_stream_is_checked
 {
     private static readonly Guid RunId = Guid.NewGuid();
@@ -18,7 +20,7 @@ public sealed class When_a_run_stream_is_checked
         var events = Stream(batches: 2);
         var generated = events.OfType<RolloutsGenerated>().First();
         events.Insert(events.IndexOf(generated) + 1, generated with { BatchId = Guid.NewGuid() });
-        Fails(events, "RolloutsGenerated produced");
+        Fails(events, "was produced 2 times");
     }
 
     [Fact]
@@ -27,7 +29,7 @@ public sealed class When_a_run_stream_is_checked
         var events = Stream(batches: 2);
         var update = events.OfType<UpdateApplied>().Last();
         events.Insert(events.IndexOf(update) + 1, update);
-        Fails(events, "not 1..");
+        Fails(events, "steps must run 1..N");
     }
 
     [Fact]
@@ -45,7 +47,7 @@ public sealed class When_a_run_stream_is_checked
         var events = Stream(batches: 2);
         var updates = events.OfType<UpdateApplied>().ToList();
         events[events.IndexOf(updates[1])] = updates[1] with { Pass = updates[0].Pass, Minibatch = updates[0].Minibatch };
-        Fails(events, "applied more than once");
+        Fails(events, "was applied 2 times");
     }
 
     [Fact]
@@ -55,6 +57,30 @@ public sealed class When_a_run_stream_is_checked
         var batch = events.OfType<TrainingBatchAssembled>().Last();
         events.Insert(events.Count - 1, batch with { BatchId = Guid.NewGuid() });
         Fails(events, "never trained");
+    }
+
+    [Fact]
+    public void A_sample_outside_its_batch_fails()
+    {
+        var events = Stream(batches: 2);
+        var updates = events.OfType<UpdateApplied>().ToList();
+        events[events.IndexOf(updates[^1])] = updates[^1] with { SampleIds = updates[0].SampleIds };
+        Fails(events, "outside its batch");
+    }
+
+    [Fact]
+    public void Events_after_the_end_fail_but_a_resume_after_a_failure_does_not()
+    {
+        var events = Stream(batches: 2);
+        events.Add(events.OfType<UpdateApplied>().Last());
+        Assert.Contains(RunAudit.Check(RecordedRun.From(events), mustBeComplete: false), p => p.Contains("after RunCompleted"));
+
+        var resumed = Stream(batches: 2);
+        var end = resumed.Count - 1;
+        resumed.Insert(end - 2, new RunFailed { RunId = RunId, Reason = "sampler: no answer", Stage = "sampler", FailedAt = DateTimeOffset.UtcNow });
+        Assert.Contains(RunAudit.Check(RecordedRun.From(resumed), mustBeComplete: false), p => p.Contains("after RunFailed"));
+        resumed.Insert(end - 1, new RunResumed { RunId = RunId, PolicyVersion = 4, NextIteration = 1, ResumedAt = DateTimeOffset.UtcNow });
+        Assert.Empty(RunAudit.Check(RecordedRun.From(resumed)));
     }
 
     [Fact]
