@@ -99,7 +99,7 @@ public static class ClusterFiles
     /// <summary>Whether process <paramref name="pid"/> is alive and is the postmaster of this data directory.</summary>
     private static bool IsPostmasterOf(int pid, string dataDir)
     {
-        if (!Directory.Exists($"/proc/{pid}")) return false;
+        if (!IsAlive(pid)) return false;
         try
         {
             // the postmaster works in its data directory: the pid file seen through its working directory is this one
@@ -114,6 +114,18 @@ public static class ClusterFiles
             try { return File.ReadAllText($"/proc/{pid}/comm").Trim() == "postgres"; }
             catch (Exception f) when (f is IOException or UnauthorizedAccessException) { return false; }
         }
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> runs: exists and is not a zombie (a container's init may never reap the postmaster).</summary>
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // "pid (comm) S ...": the state follows the last ')' (comm may itself hold parentheses)
+            return stat[(stat.LastIndexOf(')') + 1)..].TrimStart() is [not ('Z' or 'X'), ..];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>Bytes in the files under <paramref name="folder"/> (0 if it does not exist).</summary>

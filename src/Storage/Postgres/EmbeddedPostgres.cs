@@ -68,15 +68,20 @@ public static class EmbeddedPostgres
         if (!Directory.Exists(dataFolder)) return null;
         // a read-only data folder must not keep its server from being stopped: then without the lock
         await using var folderLock = IsWritable(dataFolder) ? await LockAsync(dataFolder, CancellationToken.None) : null;
-        var dataDir = Path.Combine(ClusterDirectory(dataFolder), "data");
+        return await StopServerAsync(ClusterDirectory(dataFolder));
+    }
+
+    private static async Task<Postmaster?> StopServerAsync(string clusterRoot)
+    {
+        var dataDir = Path.Combine(clusterRoot, "data");
         if (ClusterFiles.Running(dataDir) is not { } server) return null;
         // SIGINT is PostgreSQL's fast shutdown (what pg_ctl -m fast sends); needs no binaries of the cluster's version
         await RunAsync(null, "kill", ["-INT", server.Pid.ToString()], CancellationToken.None);
         var deadline = DateTime.UtcNow + ServerWait;
-        while (Directory.Exists($"/proc/{server.Pid}") && ClusterFiles.Running(dataDir) is not null)
+        while (ClusterFiles.IsAlive(server.Pid))
         {
             if (DateTime.UtcNow > deadline)
-                throw new InvalidOperationException($"the private PostgreSQL (pid {server.Pid}) did not stop within {ServerWait.TotalSeconds:0} s; see {Path.Combine(ClusterDirectory(dataFolder), "server.log")}");
+                throw new InvalidOperationException($"the private PostgreSQL (pid {server.Pid}) did not stop within {ServerWait.TotalSeconds:0} s; see {Path.Combine(clusterRoot, "server.log")}");
             await Task.Delay(50);
         }
         return server;
@@ -312,7 +317,7 @@ public static class EmbeddedPostgres
     /// <summary>Sets a new superuser password through single-user mode (server stopped: nobody else can be connected), then saves it.</summary>
     private static async Task ResetPasswordAsync(string dataFolder, Cluster cluster, CancellationToken ct)
     {
-        await StopAsync(dataFolder);
+        await StopServerAsync(cluster.Root);
         var password = ClusterAuth.NewPassword();
         var bin = FindBinaries(ClusterFiles.ReadVersion(Path.Combine(cluster.DataDir, "PG_VERSION")));
         await RunAsync(cluster, Path.Combine(bin, "postgres"), ["--single", "-D", cluster.DataDir, "-c", "password_encryption=scram-sha-256", "postgres"], ct,
@@ -476,6 +481,11 @@ public static class EmbeddedPostgres
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
                 await Task.Delay(100, ct);
+            }
+            catch (IOException e)
+            {
+                throw new InvalidOperationException(
+                    $"{path} stayed locked for {LockWait.TotalSeconds:0} s ({e.Message}): another PrefTune process is starting or repairing this data folder's server; wait for it, or find it with `fuser {path}`", e);
             }
         }
     }
