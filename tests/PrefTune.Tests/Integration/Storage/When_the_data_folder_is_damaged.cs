@@ -296,3 +296,44 @@ public sealed class When_the_data_folder_is_damaged(DamagedDataFolder data) : IC
         public void Dispose() => undo();
     }
 }
+
+[UnsupportedOSPlatform("windows")]
+public sealed class When_initdb_was_interrupted : IAsyncLifetime
+{
+    private readonly string _work = Path.Combine(Path.GetTempPath(), $"preftune-initdb-{Guid.NewGuid():N}");
+    private string Folder => Path.Combine(_work, "data");
+
+    [Fact]
+    public async Task Only_the_folder_PrefTune_marked_unfinished_is_made_again()
+    {
+        Directory.CreateDirectory(_work, (UnixFileMode)0b111_101_101);
+        Directory.CreateDirectory(Folder, (UnixFileMode)0b111_101_101);
+        var cluster = EmbeddedPostgres.ClusterDirectory(Folder);
+        var half = Path.Combine(cluster, "data", "base");
+        Directory.CreateDirectory(half);
+        await File.WriteAllTextAsync(Path.Combine(half, "left-by-initdb"), "x");
+
+        // without PrefTune's marker the same folder is someone's data: refused, kept
+        var refused = await Assert.ThrowsAsync<DataFolderException>(() => EmbeddedPostgres.EnsureStartedAsync(Folder, CancellationToken.None));
+        Assert.Contains("PG_VERSION", refused.Message);
+        Assert.True(File.Exists(Path.Combine(half, "left-by-initdb")));
+
+        // with it (initdb started and never finished): made again
+        await File.WriteAllTextAsync(Path.Combine(cluster, ClusterFiles.InitMarker), "");
+        var connection = await EmbeddedPostgres.EnsureStartedAsync(Folder, CancellationToken.None);
+        await using (var open = new NpgsqlConnection(connection))
+            await open.OpenAsync();
+        Assert.False(File.Exists(Path.Combine(half, "left-by-initdb")));
+        Assert.False(File.Exists(Path.Combine(cluster, ClusterFiles.InitMarker)));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        var cluster = EmbeddedPostgres.ClusterDirectory(Folder);
+        await EmbeddedPostgres.StopAsync(Folder);
+        if (Directory.Exists(cluster)) Directory.Delete(cluster, recursive: true);
+        if (Directory.Exists(_work)) Directory.Delete(_work, recursive: true);
+    }
+}
