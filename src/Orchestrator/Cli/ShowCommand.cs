@@ -15,13 +15,14 @@ namespace PrefTune.Orchestrator.Cli;
 /// </summary>
 public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
 {
-    public sealed class Settings : PipelineSettings
+    public sealed class Settings : StoreSettings
     {
         [CommandArgument(0, "<RUN>")]
         [Description("Run id, or a unique prefix or suffix of it (see `preftune runs`).")]
         public string Run { get; init; } = "";
 
         [CommandOption("--json")]
+        [Description("Print the run (or with --checkpoint, the lineage) as JSON on stdout.")]
         public bool Json { get; init; }
 
         [CommandOption("--checkpoint <V>")]
