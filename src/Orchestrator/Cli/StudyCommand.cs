@@ -37,6 +37,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         var options = settings.ToOptions();
         var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{study.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        OutputFolder.EnsureWritable(output);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var runner = new StudyRunner(session);
