@@ -79,14 +79,10 @@ internal static class ExperimentRules
     public static void CheckMemory(TaskSpec task, LoopSpec loop, DataSource data, Func<string, string> loopPath,
         Func<string, string> taskPath, DocumentReader reader)
     {
-        if (Loop.Any(r => r.IsBroken(loop)) || task.Kind == "bandit" && Bandit.Any(r => r.IsBroken(task.Bandit ?? new BanditSpec())))
-            return;
-        if (MemoryLimit.Estimate(task, loop, data) is not { } terms)
+        if (Oversized(task, loop, data) is not { } terms)
             return;
         var (available, source) = Available.Value;
         var total = terms.Sum(t => t.Bytes);
-        if (total <= available)
-            return;
         var largest = terms.MaxBy(t => t.Bytes)!;
         // Blame the loop's count when the term has one (B, M), else the task's largest size (hidden = 10^6).
         var path = largest.LoopFields.Count > 0 ? loopPath(largest.LoopFields[0].Key) : taskPath(largest.TaskFields.MaxBy(f => f.Value)!.Key);
@@ -95,6 +91,14 @@ internal static class ExperimentRules
             $"the run would hold about {MemoryLimit.Format(total)}, more than the {MemoryLimit.Format(available)} of memory available ({source}); "
             + $"estimated from the spec: {string.Join("; ", terms)}",
             $"sizes whose estimate fits in {MemoryLimit.Format(available)}; what sets the {largest.Name}: {string.Join(", ", fields.Distinct())}");
+    }
+
+    /// <summary>The estimate's terms when the run would not fit in the memory available; null when it fits or has no size.</summary>
+    public static IReadOnlyList<MemoryTerm>? Oversized(TaskSpec task, LoopSpec loop, DataSource data)
+    {
+        if (Loop.Any(r => r.IsBroken(loop)) || task.Kind == "bandit" && Bandit.Any(r => r.IsBroken(task.Bandit ?? new BanditSpec())))
+            return null;
+        return MemoryLimit.Estimate(task, loop, data) is { } terms && terms.Sum(t => t.Bytes) > Available.Value.Bytes ? terms : null;
     }
 
     /// <summary>

@@ -78,7 +78,7 @@ public sealed class SummaryReport
     {
         // The run ids are not a column: whole, they are too wide for 80 columns, and a prefix is shared by every run of a file.
         var table = new Table().Title(Markup.Escape(Experiment))
-            .AddColumns("method", "data", "final gold reward", "gradient steps", "samples drawn");
+            .AddColumn(new TableColumn("method").NoWrap()).AddColumns("data", "final gold reward", "gradient steps", "samples drawn");
         foreach (var m in Methods)
             table.AddRow(Markup.Escape(m.Label) + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""), m.Data, Reward(m),
                 Invariant(m.GradientSteps), Invariant(m.SamplesDrawn));

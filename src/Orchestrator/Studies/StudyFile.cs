@@ -274,7 +274,8 @@ public static partial class StudyFile
             reader.Add(path, $"{field} = {StudyValues.Format(value)}: {rule.Problem(swept)}", rule.Allowed);
         if (broken.Count == 0 && !rules.Any(r => r.IsBroken(swept)) && WholeIterations.IsBroken(swept))
             reader.Add(path, $"{field} = {StudyValues.Format(value)}: {WholeIterations.Problem(swept)}", WholeIterations.Allowed);
-        ExperimentRules.CheckMemory(task, swept, data, _ => path, key => $"task.bandit.{key}", reader);
+        if (ExperimentRules.Oversized(task, loop, data) is null)   // a study loop too large is reported at the loop, not once per value
+            ExperimentRules.CheckMemory(task, swept, data, _ => path, key => $"task.bandit.{key}", reader);
     }
 
     private static string? CheckLabel(string? label, string path, string list, Dictionary<string, int> labels, int index, DocumentReader reader)
