@@ -29,6 +29,10 @@ internal static class ExperimentRules
             "a minibatch holds whole prompts, each with its C responses (Algorithm 1, step 4)"),
         MultipleOf("B", l => l.B, "M", l => l.M,
             "each of the T passes splits D (|D| = B) into B/M minibatches of M, one gradient step each (Algorithm 1, step 4)"),
+        // The driver counts T * B sample uses per iteration in an int; beyond that it would wrap to a negative count.
+        new(["T", "B"], l => (long)l.T * l.B > int.MaxValue,
+            l => $"T * B = {(long)l.T * l.B} sample uses per iteration is more than {int.MaxValue}",
+            $"T * B at most {int.MaxValue}"),
     ];
 
     /// <summary>Extra checks when a method trains on D_pref (offline data); reported at the method's <c>data</c> key.</summary>

@@ -45,6 +45,12 @@ public class Loading_a_file_whose_run_cannot_fit_in_memory
     }
 
     [Fact]
+    public void Refuses_T_times_B_beyond_what_the_driver_counts()
+    {
+        ProblemAt(Minimal.Replace("M: 10", "M: 10\n  T: 1000000000"), "loop.T", "T * B = 10000000000 sample uses per iteration");
+    }
+
+    [Fact]
     public void Refuses_eval_samples_of_a_billion()
     {
         ProblemAt(Minimal.Replace("M: 10", "M: 10\n  eval_samples: 1000000000"), "loop.eval_samples", "the run would hold about");
