@@ -18,4 +18,10 @@ app.Configure(config =>
     config.AddBranch<DbCommand.Settings>("db", DbCommand.Configure);
     config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });
+// Bare `preftune` is a mistake a script should notice: print the help, but exit 1.
+if (args.Length == 0)
+{
+    await app.RunAsync(["--help"]);
+    return 1;
+}
 return await CliErrors.RunAsync(() => app.RunAsync(args));

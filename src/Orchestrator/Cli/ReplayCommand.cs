@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json;
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Experiments;
 using PrefTune.Orchestrator.Hosting;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.Training.Methods;
@@ -103,6 +104,8 @@ public sealed class ReplayCommand : AsyncCommand<ReplayCommand.Settings>
     public static RunSpec Counterfactual(RunSpec source, string method, IReadOnlyList<string> assignments)
     {
         var descriptor = MethodRegistry.Get(method);
+        if (!descriptor.Axes.Supports(source.Method.Data))
+            throw new ArgumentException($"--method {method}: it cannot train on the run's {source.Method.Data.ToString().ToLowerInvariant()} data (see `preftune methods`)");
         var parameters = new Dictionary<string, double>();
         var loop = source.Loop;
         foreach (var assignment in assignments)
@@ -118,6 +121,12 @@ public sealed class ReplayCommand : AsyncCommand<ReplayCommand.Settings>
             else
                 throw new ArgumentException($"--set {key}: {method} has no such hyperparameter; it has: {string.Join(", ", descriptor.Defaults.Keys.Append("learning_rate"))}");
         }
+        // The experiment file's own rules, so that --set learning_rate=-1 is refused as loop.learning_rate: -1 is, before any run is recorded.
+        var reader = new DocumentReader();
+        ExperimentRules.Check(loop, ExperimentRules.Loop, keys => keys[0], reader);
+        ExperimentRules.CheckParameters(method, parameters, name => name, reader);
+        if (reader.Problems.Count > 0)
+            throw new ArgumentException(string.Join(Environment.NewLine, reader.Problems.Select(p => p.Describe("--set"))));
         var data = source.Method.Data;
         return source with
         {

@@ -33,6 +33,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var options = settings.ToOptions();
         var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{experiment.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        OutputFolder.EnsureWritable(output);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var outcomes = settings.Json
@@ -61,6 +62,8 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         else
         {
             AnsiConsole.Write(summary.Render());
+            foreach (var line in summary.RunLines())
+                AnsiConsole.WriteLine(line);
             AnsiConsole.MarkupLineInterpolated($"[grey]transport {session.Transport}; report in {output}: {string.Join(", ", files.Select(Path.GetFileName))}[/]");
             foreach (var failed in outcomes.Where(o => o.Status != "completed"))
                 AnsiConsole.MarkupLineInterpolated($"[red]{failed.Spec.Label} seed {failed.Spec.Seed} failed: {failed.FailureReason}[/]");

@@ -11,7 +11,7 @@ namespace PrefTune.Orchestrator.Cli;
 /// <summary>`preftune runs`: the recorded runs, from the RunSummary projection.</summary>
 public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
 {
-    public sealed class Settings : PipelineSettings
+    public sealed class Settings : StoreSettings
     {
         [CommandOption("--json")]
         [Description("Print the list as JSON.")]

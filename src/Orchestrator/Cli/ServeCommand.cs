@@ -9,7 +9,7 @@ namespace PrefTune.Orchestrator.Cli;
 /// <summary>`preftune serve sampler [scorer] [learner]`: run stage services against a broker until stopped.</summary>
 public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
 {
-    public sealed class Settings : PipelineSettings
+    public sealed class Settings : ServiceSettings
     {
         [CommandArgument(0, "<ROLES>")]
         [Description("sampler, scorer and/or learner")]

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using PrefTune.Orchestrator.Runs;
@@ -15,18 +16,19 @@ namespace PrefTune.Orchestrator.Cli;
 /// </summary>
 public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
 {
-    public sealed class Settings : PipelineSettings
+    public sealed class Settings : StoreSettings
     {
         [CommandArgument(0, "<RUN>")]
         [Description("Run id, or a unique prefix or suffix of it (see `preftune runs`).")]
         public string Run { get; init; } = "";
 
         [CommandOption("--json")]
+        [Description("Print the run (or with --checkpoint, the lineage) as JSON on stdout.")]
         public bool Json { get; init; }
 
         [CommandOption("--checkpoint <V>")]
-        [Description("List the gradient steps, batches and samples that produced published policy version V.")]
-        public int? Checkpoint { get; init; }
+        [Description("List the gradient steps, batches and samples that produced published policy version V (a whole number).")]
+        public string? Checkpoint { get; init; }
     }
 
     internal static readonly JsonSerializerOptions Json = new()
@@ -44,8 +46,10 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         var runId = await RunIds.ResolveAsync(store, settings.Run, cancellationToken);
         var record = await RunHistory.LoadAsync(store, runId, cancellationToken)
             ?? throw new ArgumentException($"run: no events recorded for run {runId}");
-        if (settings.Checkpoint is { } version)
-            return ShowLineage(runId, version, record.Ledger, settings.Json);
+        if (settings.Checkpoint is { } text)
+            return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var version)
+                ? ShowLineage(runId, version, record.Ledger, settings.Json)
+                : throw new ArgumentException($"--checkpoint {text}: expected a whole number, a policy version run {runId} published ({Published(record.Ledger)})");
         var outcome = record.Outcome;
         var last = outcome.Evaluations.LastOrDefault();
         var view = new
@@ -112,7 +116,7 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
     private static int ShowLineage(Guid runId, int version, RunLedger ledger, bool json)
     {
         var lineage = ledger.LineageOf(version) ?? throw new ArgumentException(
-            $"checkpoint: run {runId} never published policy version {version} (published: {string.Join(", ", ledger.Checkpoints.Keys)})");
+            $"checkpoint: run {runId} never published policy version {version} ({Published(ledger)})");
         var sampleIds = lineage.Updates.SelectMany(u => u.SampleIds).Distinct().ToList();
         if (json)
         {
@@ -138,6 +142,15 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
                 string.Join(" ", u.SamplingVersions.Distinct().Order()), string.Join(" ", u.SampleIds.Select(id => id.ToString()[^12..])));
         AnsiConsole.Write(table);
         return 0;
+    }
+
+    /// <summary>"published: 0-300", or the versions one by one when they have gaps.</summary>
+    private static string Published(RunLedger ledger)
+    {
+        var versions = ledger.Checkpoints.Keys.Order().ToList();
+        return versions.Count == 0 ? "it published none"
+            : versions[^1] - versions[0] == versions.Count - 1 ? $"published: {versions[0]}-{versions[^1]}"
+            : $"published: {string.Join(", ", versions)}";
     }
 
     /// <summary>A histogram as horizontal bars; more than <paramref name="rows"/> distinct keys are binned into ranges.</summary>

@@ -37,6 +37,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         var options = settings.ToOptions();
         var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{study.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        OutputFolder.EnsureWritable(output);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var runner = new StudyRunner(session);
@@ -81,7 +82,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         }
         else
         {
-            AnsiConsole.Write(summary.Render());
+            AnsiConsole.Write(summary.Render(AnsiConsole.Profile.Width));
             AnsiConsole.MarkupLineInterpolated($"[grey]study {studyId}; transport {session.Transport}; report in {output}: {string.Join(", ", files.Select(Path.GetFileName))}[/]");
             foreach (var run in failed)
                 AnsiConsole.MarkupLineInterpolated($"[red]{run.Spec.Label} seed {run.Spec.Seed} ({run.RunId}) failed: {run.FailureReason}[/]");

@@ -31,6 +31,7 @@ public sealed class ToyCommand : Command<ToyCommand.Settings>
     {
         var experiment = ToyExperimentFile.Load(settings.Experiment);
         var output = settings.Output ?? Path.Combine("out", $"{experiment.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        OutputFolder.EnsureWritable(output);
         var result = ModeSeekingToy.Run(experiment.Toy);
         var files = ToyReport.Write(output, experiment, result);
         if (settings.Json)

@@ -78,7 +78,7 @@ public static partial class ExperimentFile
         var runs = new List<RunSpec>();
         foreach (var (entry, i) in MethodEntries(document, reader).Select((e, i) => (e, i)))
         {
-            var (label, method, loop) = ReadMethod(entry, i, document, labels, reader);
+            var (label, method, loop) = ReadMethod(entry, i, document, task, labels, reader);
             if (method is null || loop is null)
                 continue;
             runs.AddRange(document.Seeds.Select(seed => new RunSpec
@@ -105,7 +105,7 @@ public static partial class ExperimentFile
 
     /// <summary>Reads one <c>methods[i]</c> entry: its registry name, parameters, loop overrides and label.</summary>
     private static (string Label, MethodSpec? Method, LoopSpec? Loop) ReadMethod(YamlNode node, int index,
-        Document document, Dictionary<string, int> labels, DocumentReader reader)
+        Document document, TaskSpec task, Dictionary<string, int> labels, DocumentReader reader)
     {
         var path = $"methods[{index}]";
         var entry = reader.Block(node, path, new MethodEntry(), ExperimentSchema.Method);
@@ -134,6 +134,9 @@ public static partial class ExperimentFile
         ExperimentRules.Check(loop, ExperimentRules.Loop, PathOf, reader);
         if (entry.Data == DataSource.Offline)
             ExperimentRules.Check(loop, ExperimentRules.Offline, _ => $"{path}.data", reader);
+        ExperimentRules.CheckMemory(task, loop, entry.Data, key => PathOf([key]), key => $"task.bandit.{key}", reader);
+        if (descriptor is not null)
+            ExperimentRules.CheckParameters(descriptor.Name, parameters, name => $"{path}.parameters.{name}", reader);
 
         var label = entry.Label ?? $"{entry.Name} ({Spelling(entry.Data)})";
         if (labels.TryGetValue(label, out var first))

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.Orchestrator.Studies;
 using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace PrefTune.Orchestrator.Reporting;
 
@@ -124,6 +125,27 @@ public sealed class StudySummary
                 Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsChosen), Fixed(c.RewardsRejected), Fixed(c.RewardsMargins),
                 c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}",
                 string.Join(" ", c.RunIds.Select(id => $"`{id}`")) + (c.RunsFailed > 0 ? $" ({c.RunsFailed} failed)" : "")) + " |";
+    }
+
+    /// <summary>Columns the table needs to show its figures unbroken; below that (a pipe gets 80) <see cref="Render(int)"/> prints a list.</summary>
+    public const int TableWidth = 120;
+
+    /// <summary>The table where it fits; in a narrower console, one block per cell whose figures wrap between words, never inside a number.</summary>
+    public IRenderable Render(int width)
+    {
+        if (width >= TableWidth)
+            return Render();
+        var rows = new List<IRenderable> { new Markup($"[bold]{Markup.Escape($"{Name} (study {StudyId})")}[/]") };
+        foreach (var c in Cells)
+        {
+            rows.Add(new Text(""));
+            rows.Add(new Markup($"{Markup.Escape($"{c.Reward}  {c.Name}  ({Invariant(c.Seeds.Count)} seed{(c.Seeds.Count == 1 ? "" : "s")})")}"
+                + (c.RunsFailed > 0 ? $" [red]{c.RunsFailed} failed[/]" : "")));
+            var logps = c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}";
+            rows.Add(new Padder(new Text($"final gold reward {Gold(c)}; KL(π‖π_ref) {Fixed(c.EvalKl)}; entropy {Fixed(c.EvalEntropy)}; "
+                + $"margin {Fixed(c.RewardsMargins)}; log π(y_w) start → end {logps}"), new Padding(2, 0, 0, 0)));
+        }
+        return new Rows(rows);
     }
 
     public Table Render()

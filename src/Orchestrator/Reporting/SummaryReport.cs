@@ -76,14 +76,18 @@ public sealed class SummaryReport
 
     public Table Render()
     {
+        // The run ids are not a column: whole, they are too wide for 80 columns, and a prefix is shared by every run of a file.
         var table = new Table().Title(Markup.Escape(Experiment))
-            .AddColumns("method", "data", "final gold reward", "gradient steps", "samples drawn", "runs");
+            .AddColumn(new TableColumn("method").NoWrap()).AddColumns("data", "final gold reward", "gradient steps", "samples drawn");
         foreach (var m in Methods)
-            table.AddRow(Markup.Escape(m.Label), m.Data, Reward(m), Invariant(m.GradientSteps), Invariant(m.SamplesDrawn),
-                Markup.Escape(string.Join(" ", m.RunIds.Zip(m.Seeds, (id, seed) => $"{id.ToString()[..8]} (seed {seed})")))
-                + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""));
+            table.AddRow(Markup.Escape(m.Label) + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""), m.Data, Reward(m),
+                Invariant(m.GradientSteps), Invariant(m.SamplesDrawn));
         return table;
     }
+
+    /// <summary>One line per run, its whole id first (what `show`, `replay` and `resume` take): "run ID  LABEL seed N".</summary>
+    public IEnumerable<string> RunLines() =>
+        Methods.SelectMany(m => m.RunIds.Zip(m.Seeds, (id, seed) => $"run {id}  {m.Label} seed {Invariant(seed)}"));
 
     private static MethodSummary Summarize(IGrouping<string, RunOutcome> runs)
     {

@@ -120,8 +120,8 @@ public static partial class StudyFile
     {
         var experiment = ExperimentFile.Build(document.Base, reader);
         var task = experiment.Runs.FirstOrDefault()?.Task ?? new TaskSpec { Kind = "bandit", Bandit = new BanditSpec() };
-        var rewards = ReadRewards(document.Rewards, task.Bandit ?? new BanditSpec(), reader);
-        var sweeps = ReadSweeps(document.Sweeps, document.Base.Loop, reader);
+        var rewards = ReadRewards(document.Rewards, task, document.Base.Loop, reader);
+        var sweeps = ReadSweeps(document.Sweeps, task, document.Base.Loop, reader);
 
         var runs = new List<StudyRun>();
         foreach (var reward in rewards)
@@ -153,8 +153,9 @@ public static partial class StudyFile
         };
     }
 
-    private static List<StudyReward> ReadRewards(YamlNode? node, BanditSpec bandit, DocumentReader reader)
+    private static List<StudyReward> ReadRewards(YamlNode? node, TaskSpec task, LoopSpec loop, DocumentReader reader)
     {
+        var bandit = task.Bandit ?? new BanditSpec();
         const string example = "entries of a label and task.bandit overrides, e.g. {label: peak70, reward_center: 70}";
         if (node is null)
         {
@@ -174,29 +175,30 @@ public static partial class StudyFile
             if (entry is not YamlMappingNode mapping)
                 continue;
             var written = mapping.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value).ToHashSet();
-            ExperimentRules.Check(reward.Bandit, ExperimentRules.Bandit,
-                keys => written.Contains(keys[0]) ? $"{path}.{keys[0]}" : $"task.bandit.{keys[0]}", reader);
+            string TaskPath(string key) => written.Contains(key) ? $"{path}.{key}" : $"task.bandit.{key}";
+            ExperimentRules.Check(reward.Bandit, ExperimentRules.Bandit, keys => TaskPath(keys[0]), reader);
+            ExperimentRules.CheckMemory(task with { Bandit = reward.Bandit }, loop, DataSource.Online, key => $"loop.{key}", TaskPath, reader);
             if (CheckLabel(reward.Label, path, "rewards", labels, i, reader) is { } label)
                 rewards.Add(new StudyReward(label, reward.Bandit));
         }
         return rewards;
     }
 
-    private static List<StudySweep> ReadSweeps(YamlNode? node, LoopSpec loop, DocumentReader reader)
+    private static List<StudySweep> ReadSweeps(YamlNode? node, TaskSpec task, LoopSpec loop, DocumentReader reader)
     {
         if (node is null)
             return [];
         var sweeps = new List<StudySweep>();
         var labels = new Dictionary<string, int>();
         foreach (var (entry, i) in reader.List(node, "sweeps").Select((e, i) => (e, i)))
-            if (ReadSweep(entry, $"sweeps[{i}]", loop, reader) is { } sweep
+            if (ReadSweep(entry, $"sweeps[{i}]", task, loop, reader) is { } sweep
                 && CheckLabel(sweep.Label, $"sweeps[{i}]", "sweeps", labels, i, reader) is not null)
                 sweeps.Add(sweep);
         return sweeps;
     }
 
     /// <summary>One <c>sweeps[i]</c> entry; null when it cannot be expanded (its problems are recorded).</summary>
-    private static StudySweep? ReadSweep(YamlNode node, string path, LoopSpec loop, DocumentReader reader)
+    private static StudySweep? ReadSweep(YamlNode node, string path, TaskSpec task, LoopSpec loop, DocumentReader reader)
     {
         var entry = reader.Block(node, path, new SweepEntry(), Sweep);
         if (node is not YamlMappingNode)
@@ -229,7 +231,8 @@ public static partial class StudyFile
         if (entry.Data == DataSource.Offline)
             ExperimentRules.Check(loop, ExperimentRules.Offline, _ => $"{path}.data", reader);
         foreach (var (value, j) in values.Select((v, j) => (v, j)))
-            CheckValue(loop, field, value, $"{path}.values[{j}]", entry.Data, reader);
+            CheckValue(task, loop, field, value, $"{path}.values[{j}]", entry.Data, reader);
+        ExperimentRules.CheckParameters(descriptor.Name, parameters, name => $"{path}.parameters.{name}", reader);
 
         var method = new MethodSpec { Name = descriptor.Name, Data = entry.Data, Parameters = parameters };
         return new StudySweep { Label = entry.Label ?? $"{descriptor.Name}-{field}", Method = method, Field = field, Values = values };
@@ -262,7 +265,7 @@ public static partial class StudyFile
     /// Algorithm 1's rules for the loop with <paramref name="field"/> set to <paramref name="value"/>, reported at
     /// the value. Rules the study's loop already breaks are reported at the loop, not once per value.
     /// </summary>
-    private static void CheckValue(LoopSpec loop, string field, double value, string path, DataSource data, DocumentReader reader)
+    private static void CheckValue(TaskSpec task, LoopSpec loop, string field, double value, string path, DataSource data, DocumentReader reader)
     {
         var swept = StudyValues.Apply(loop, field, value);
         var rules = data == DataSource.Offline ? ExperimentRules.Loop.Concat(ExperimentRules.Offline) : ExperimentRules.Loop;
@@ -271,6 +274,8 @@ public static partial class StudyFile
             reader.Add(path, $"{field} = {StudyValues.Format(value)}: {rule.Problem(swept)}", rule.Allowed);
         if (broken.Count == 0 && !rules.Any(r => r.IsBroken(swept)) && WholeIterations.IsBroken(swept))
             reader.Add(path, $"{field} = {StudyValues.Format(value)}: {WholeIterations.Problem(swept)}", WholeIterations.Allowed);
+        if (ExperimentRules.Oversized(task, loop, data) is null)   // a study loop too large is reported at the loop, not once per value
+            ExperimentRules.CheckMemory(task, swept, data, _ => path, key => $"task.bandit.{key}", reader);
     }
 
     private static string? CheckLabel(string? label, string path, string list, Dictionary<string, int> labels, int index, DocumentReader reader)

@@ -37,6 +37,10 @@ public sealed class CategoricalPolicy : PolicyModel
         RegisterComponents();
     }
 
+    /// <summary>Numbers in a policy of these sizes, without building it: the context buffer and the three layers' weights and biases.</summary>
+    public static double ParameterCount(int prompts, int contextSize, int hidden, int actions) =>
+        (double)prompts * contextSize + ((double)contextSize + 1) * hidden + ((double)hidden + 1) * hidden + ((double)hidden + 1) * actions;
+
     /// <summary>Number of prompts P the policy knows context vectors for.</summary>
     public int Prompts => (int)contexts.shape[0];
 

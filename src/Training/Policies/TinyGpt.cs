@@ -59,6 +59,16 @@ public sealed class TinyGpt : PolicyModel
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Parameters of a model of these sizes, without building it: the two embeddings, per block two LayerNorms,
+    /// attention (3d^2 + 3d, d^2 + d) and the 4x MLP (4d^2 + 4d, 4d^2 + d), the final LayerNorm, the head and the value head.
+    /// </summary>
+    public static double ParameterCount(int vocab, int blockSize, int layers, int width)
+    {
+        double v = vocab, d = width;
+        return v * d + (double)blockSize * d + layers * (12 * d * d + 13 * d) + 2 * d + (d + 1) * v + d + 1;
+    }
+
     /// <summary>Vocabulary size V (the bandit: the A actions; prompt ids share it).</summary>
     public int Vocab { get; }
 

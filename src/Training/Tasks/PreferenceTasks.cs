@@ -19,4 +19,11 @@ public static class PreferenceTasks
             _ => throw new ArgumentException($"task.kind: unknown task kind '{spec.Kind}'; known: {string.Join(", ", Kinds)}", nameof(spec)),
         };
     }
+
+    /// <summary>The memory a task's policy and samples take, from the spec alone (see <see cref="TaskFootprint"/>); null for an unknown kind.</summary>
+    public static TaskFootprint? Footprint(TaskSpec spec) => spec.Kind switch
+    {
+        "bandit" => BanditTask.Footprint(spec.Bandit ?? new BanditSpec()),
+        _ => null,
+    };
 }

@@ -246,6 +246,40 @@ public sealed class BanditTask : IPreferenceTask
     /// <summary>Expected gold reward under pi_data.</summary>
     public double DataExpectedGoldReward => DataDistribution.Select((p, a) => p * _goldRewards[a]).Sum();
 
+    /// <summary>
+    /// The memory of this bandit's policy and samples from its spec alone. Per-sample sizes: the categorical MLP keeps
+    /// context + 2 hidden + A numbers per sample, three times over in a gradient step (activations, gradients,
+    /// temporaries); the tiny GPT keeps about 24 d numbers per layer and 8 V per position in a gradient step, and a KV
+    /// cache and logits while sampling. The GPT's factors were fitted to one measured run (the default gpt bandit at
+    /// B = M = 20,000 peaked 233 KB per sample above B = 100; these factors, with the rollout's own records, say 267 KB).
+    /// </summary>
+    public static TaskFootprint Footprint(BanditSpec b)
+    {
+        if (b.Policy == "gpt")
+        {
+            double positions = 1 + (double)b.ResponseLength, d = b.Width, v = b.Actions, layers = b.Layers;
+            return new TaskFootprint
+            {
+                Weights = TinyGpt.ParameterCount(b.Actions, 1 + b.ResponseLength, b.Layers, b.Width),
+                WeightFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("width", b.Width)],
+                TokensPerRollout = positions,
+                TrainingNumbersPerSample = positions * (layers * (24 * d + 3 * b.Heads * positions) + 8 * v),
+                InferenceNumbersPerSample = positions * (layers * 10 * d + 3 * v),
+                SampleFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("heads", b.Heads), new("width", b.Width)],
+            };
+        }
+        double perSample = (double)b.ContextSize + 2.0 * b.Hidden + b.Actions;
+        return new TaskFootprint
+        {
+            Weights = CategoricalPolicy.ParameterCount(b.Prompts, b.ContextSize, b.Hidden, b.Actions),
+            WeightFields = [new("prompts", b.Prompts), new("context_size", b.ContextSize), new("hidden", b.Hidden), new("actions", b.Actions)],
+            TokensPerRollout = 2,
+            TrainingNumbersPerSample = 3 * perSample,
+            InferenceNumbersPerSample = perSample + 2.0 * b.Actions,
+            SampleFields = [new("context_size", b.ContextSize), new("hidden", b.Hidden), new("actions", b.Actions)],
+        };
+    }
+
     /// <summary>A deterministic sample id: the first 16 bytes of SHA-256(batchId, index), marked RFC 9562 version 8.</summary>
     public static Guid SampleIdOf(Guid batchId, int index)
     {

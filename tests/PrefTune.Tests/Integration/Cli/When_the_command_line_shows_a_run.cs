@@ -97,6 +97,54 @@ public sealed class When_the_command_line_shows_a_run(PostgresServer postgres) :
         Assert.Equal("", show.Output.Trim());
     }
 
+    [Fact]
+    public async Task A_checkpoint_that_is_not_a_number_says_what_is_expected()
+    {
+        var show = await PrefTuneAsync("show", _runId, "--checkpoint", "abc");
+
+        Assert.Equal(2, show.ExitCode);
+        Assert.Contains("--checkpoint abc: expected a whole number", show.Error);
+        Assert.Contains("published: 0-4", show.Error);
+        Assert.Equal("", show.Output.Trim());
+    }
+
+    [Fact]
+    public async Task Replay_refuses_a_set_value_with_the_experiment_file_s_message_and_records_no_run()
+    {
+        var file = Path.Combine(_folder, "negative-rate.yaml");
+        await File.WriteAllTextAsync(file, Experiment.Replace("learning_rate: 0.01", "learning_rate: -1"));
+        var fromFile = await PrefTuneAsync("run", file, "--json");
+        Assert.Equal(2, fromFile.ExitCode);
+        var rule = fromFile.Error.Split("loop.learning_rate (line 6): ")[1].Trim();   // "learning_rate = -1 is not positive; allowed: ..."
+
+        var replay = await PrefTuneAsync("replay", _runId, "--method", "ipo", "--set", "learning_rate=-1");
+
+        Assert.Equal(2, replay.ExitCode);
+        Assert.Contains($"--set: learning_rate: {rule}", replay.Error);
+        Assert.DoesNotContain("   at ", replay.Error);
+        Assert.Equal("", replay.Output.Trim());
+        var runs = await PrefTuneAsync("runs", "--json");
+        using var listed = JsonDocument.Parse(runs.Output);
+        Assert.Equal(1, listed.RootElement.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task The_summary_prints_whole_run_ids_that_show_accepts()
+    {
+        var file = Path.Combine(_folder, "text.yaml");
+        await File.WriteAllTextAsync(file, Experiment.Replace("name: cli-lineage", "name: cli-text").Replace("gradient_steps: 4", "gradient_steps: 1"));
+
+        var run = await PrefTuneAsync("run", file, "--output", Path.Combine(_folder, "text-out"));
+
+        Assert.True(run.ExitCode == 0, run.Error);
+        var id = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("run ", StringComparison.Ordinal)).Split(' ')[1];
+        Assert.True(Guid.TryParse(id, out _), id);
+        var show = await PrefTuneAsync("show", id, "--json");
+        Assert.True(show.ExitCode == 0, show.Error);
+        using var shown = JsonDocument.Parse(show.Output);
+        Assert.Equal(id, shown.RootElement.GetProperty("run_id").GetString());
+    }
+
     private Task<(int ExitCode, string Output, string Error)> PrefTuneAsync(params string[] args) =>
         PrefTuneProcess.RunAsync(postgres.ConnectionString, _schema, args);
 }

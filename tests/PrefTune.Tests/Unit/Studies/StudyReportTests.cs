@@ -203,3 +203,31 @@ public sealed class Writing_a_study_report : IDisposable
             Directory.Delete(_folder, recursive: true);
     }
 }
+
+public sealed class Printing_a_study_summary_in_a_pipe
+{
+    [Fact]
+    public void Keeps_every_cell_s_name_on_one_line_within_80_columns()
+    {
+        var summary = new StudySummary("synthetic-study", Guid.Parse("11111111-2222-3333-4444-555555555555"),
+        [
+            SyntheticStudy.Cell("peak70", SyntheticStudy.WithKl(SyntheticStudy.WithPairs(Run("dpo (online)", 1, 0.04, 0.5, 0.9)), 1.0)),
+            SyntheticStudy.Cell("peak70", SyntheticStudy.WithoutTrainingMetrics(Run("best-of-n (offline)", 1, "best-of-n", DataSource.Offline, 0.04, 0.1, 0.2))),
+        ]);
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(new StringWriter()), Ansi = Spectre.Console.AnsiSupport.No,
+            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+        });
+        console.Profile.Width = 80;   // what Spectre.Console assumes outside a terminal
+
+        console.Write(summary.Render(console.Profile.Width));
+
+        var lines = console.Profile.Out.Writer.ToString()!.Split('\n');
+        Assert.All(lines, l => Assert.True(l.TrimEnd().Length <= 80, l));
+        foreach (var cell in summary.Cells)
+            Assert.Contains(lines, l => l.Contains(cell.Name, StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("final gold reward 0.900;", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("-0.550 → -1.550", StringComparison.Ordinal) || l.Contains("-0.550 →", StringComparison.Ordinal));
+    }
+}

@@ -218,3 +218,28 @@ public class Loading_a_study_with_a_broken_sweep
         ProblemAt(Minimal + "\n  - {label: rwr-B, method: rwr, field: T, values: [1, 2]}", "sweeps[1].label", "already used by sweeps[0]");
     }
 }
+
+public class Loading_a_study_whose_runs_cannot_fit_in_memory
+{
+    [Fact]
+    public void Refuses_a_swept_B_of_a_billion_at_the_value()
+    {
+        var error = Problems(Minimal.Replace("values: [10, 40]", "values: [10, 1000000000]"));
+
+        Assert.Contains(error.Problems, p => p.Path == "sweeps[0].values[1]" && p.Problem.Contains("the run would hold about"));
+    }
+
+    [Fact]
+    public void Refuses_a_reward_entry_whose_policy_is_too_large_at_its_own_key()
+    {
+        var error = Problems(Minimal.Replace("{label: peak20, reward_center: 20}", "{label: peak20, reward_center: 20, hidden: 10000000}"));
+
+        Assert.Contains(error.Problems, p => p.Path == "rewards[1].hidden" && p.Problem.Contains("the run would hold about"));
+    }
+
+    [Fact]
+    public void Refuses_a_reward_center_outside_the_actions_at_the_reward_entry()
+    {
+        ProblemAt(Minimal.Replace("reward_center: 20}", "reward_center: 700}"), "rewards[1].reward_center", "outside the actions");
+    }
+}
