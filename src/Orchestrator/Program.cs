@@ -1,4 +1,5 @@
 using PrefTune.Orchestrator.Cli;
+using PrefTune.Orchestrator.Hosting;
 using Spectre.Console.Cli;
 
 var app = new CommandApp();
@@ -17,4 +18,6 @@ app.Configure(config =>
     config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");
     config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });
-return await CliErrors.RunAsync(() => app.RunAsync(args));
+var stop = ShutdownSignals.Install();
+var code = await CliErrors.RunAsync(() => app.RunAsync(args, stop));
+return ShutdownSignals.Received is null ? code : ShutdownSignals.ExitCode;

@@ -47,6 +47,8 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         if (settings.Checkpoint is { } version)
             return ShowLineage(runId, version, record.Ledger, settings.Json);
         var outcome = record.Outcome;
+        await using (var leases = store.QuerySession())
+            outcome = outcome with { Status = RunLeases.StatusOf(outcome.Status, await leases.LoadAsync<RunLease>(runId, cancellationToken), DateTimeOffset.UtcNow) };
         var last = outcome.Evaluations.LastOrDefault();
         var view = new
         {
