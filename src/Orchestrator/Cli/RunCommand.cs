@@ -39,7 +39,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var output = settings.Output ?? Path.Combine("out", $"{experiment.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
-        var plan = settings.Resume ? await ExperimentResume.PlanAsync(session.Store, experiment, cancellationToken) : null;
+        var plan = settings.Resume ? await ResumePlan.PlanAsync(session.Store, experiment, cancellationToken) : null;
         var outcomes = settings.Json
             ? await RunAllAsync(session, experiment, plan, null, cancellationToken)
             : await AnsiConsole.Progress()
@@ -73,7 +73,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         return outcomes.All(o => o.Status == "completed") ? 0 : 1;
     }
 
-    private static async Task<List<RunOutcome>> RunAllAsync(PipelineSession session, Experiment experiment, ExperimentResume? plan,
+    private static async Task<List<RunOutcome>> RunAllAsync(PipelineSession session, Experiment experiment, ResumePlan? plan,
         Func<Messages.RunSpec, IProgress<RunProgress>>? progressFor, CancellationToken ct)
     {
         var outcomes = new List<RunOutcome>();

@@ -82,6 +82,16 @@ public sealed class RunLeases(IDocumentStore store, PrefTuneOptions options)
         return new RunLeaseHold(this, runId, Lifetime);
     }
 
+    /// <summary>Refuses early (before any service starts) a run that a live owner holds; <see cref="AcquireAsync"/> decides.</summary>
+    public static async Task EnsureNotLiveAsync(IDocumentStore store, Guid runId, CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        var lease = await session.LoadAsync<RunLease>(runId, ct);
+        var now = DateTimeOffset.UtcNow;
+        if (lease is not null && !LeaseOwner.Current.IsOwnerOf(lease) && IsLive(lease, now))
+            throw Live(runId, lease, now);
+    }
+
     /// <summary>Moves the expiry on (or, with <paramref name="release"/>, lets go), if this process still holds the lease.</summary>
     internal async Task<bool> RenewAsync(Guid runId, bool release, CancellationToken ct)
     {

@@ -10,10 +10,10 @@ namespace PrefTune.Tests.Integration.Lifecycle;
 /// <summary>
 /// An experiment of three methods whose orchestrator is SIGKILLed during its second run is continued as a whole by
 /// `preftune run FILE --resume`: the first run is kept, the second resumed, the third started, and the report of all
-/// three is written.
+/// three is written. A study stopped by Ctrl-C in its second run is continued by `preftune study FILE --resume`.
 /// </summary>
 [Collection(FaultsCollection.Name)]
-public sealed class When_an_experiment_is_killed(FaultServers servers, ITestOutputHelper output)
+public sealed class When_an_experiment_or_study_is_cut_short(FaultServers servers, ITestOutputHelper output)
 {
     private const int Steps = 60;
 
@@ -50,5 +50,49 @@ public sealed class When_an_experiment_is_killed(FaultServers servers, ITestOutp
         Assert.Equal(after.Select(r => r.Started.RunId), runIds);
         Assert.True(File.Exists(Path.Combine(report, "summary.json")));
         Assert.True(File.Exists(Path.Combine(report, "gold_reward.png")));
+    }
+
+    private const string Study = """
+        kind: study
+        name: lifecycle-study
+        seeds: [3]
+        task:
+          kind: bandit
+          bandit: {prompts: 4, hidden: 32, reference_steps: 50}
+        rewards:
+          - {label: peak70, reward_center: 70}
+        loop: {B: 10, C: 10, M: 10, T: 1, gradient_steps: 60, learning_rate: 0.01, eval_every: 100000, eval_samples: 40, dataset_prompts: 8}
+        methods:
+          - {name: dpo, data: offline}
+        sweeps:
+          - {label: dpo-T, method: dpo, data: online, field: T, values: [2]}
+        """;
+
+    [Fact]
+    public async Task Study_resume_keeps_the_finished_run_resumes_the_stopped_one_and_writes_the_report()
+    {
+        await using var world = await LifecycleRun.CreateAsync(servers, output, "study", Study);
+        var first = world.Start("stopped", "study", world.File, "--json", "--output", Path.Combine(world.Folder, "out"));
+        await world.WaitForAsync("update_applied", 60 + 6, first, TimeSpan.FromSeconds(120));
+        first.Signal(2);
+        Assert.True(await first.WaitForExitAsync(TimeSpan.FromSeconds(45)), world.Diagnostics());
+        Assert.Equal(130, first.ExitCode);
+
+        var before = await world.RunsAsync();
+        Assert.Equal(2, before.Count);
+        Assert.True(before[0].Completed);
+        Assert.IsType<RunStopped>(before[1].Events[^1]);
+
+        var report = Path.Combine(world.Folder, "resumed");
+        var resume = await world.RunToEndAsync(TimeSpan.FromSeconds(150), "study", world.File, "--resume", "--json", "--output", report);
+        Assert.True(resume.ExitCode == 0, resume.Error + world.Diagnostics());
+        var after = await world.RunsAsync();
+        Assert.Equal(before.Select(r => r.Started.RunId), after.Select(r => r.Started.RunId));
+        Assert.Empty(after[0].Events.OfType<RunResumed>());
+        Assert.Single(after[1].Events.OfType<RunResumed>());
+        Assert.All(after, r => Assert.Empty(RunAudit.Check(r)));
+        using var summary = JsonDocument.Parse(resume.Output);
+        Assert.Equal(2, summary.RootElement.GetProperty("runs").GetInt32());
+        Assert.True(File.Exists(Path.Combine(report, "study.md")));
     }
 }

@@ -8,22 +8,26 @@ using PrefTune.Storage.Events;
 namespace PrefTune.Orchestrator.Runs;
 
 /// <summary>
-/// `preftune run FILE --resume`: an experiment file continued as a whole. Its runs are found in the event store by
-/// their spec: the same experiment name, then the same <see cref="StudyRunner.SameRunKey"/> (everything but labels;
+/// `preftune run FILE --resume` and `preftune study FILE --resume`: an experiment or study file continued as a whole.
+/// Its runs are found in the event store by their spec: the same experiment (or study) name, then the same <see cref="StudyRunner.SameRunKey"/> (everything but labels;
 /// runs are deterministic given their spec, so any recorded run of a spec stands for it). Per (method, seed) of the
 /// file: the latest completed run is kept; else the latest unfinished one (stopped, failed or abandoned) is resumed;
 /// a spec with no run is started. A run still live (its owner holds the lease) refuses the whole file before anything
 /// starts. Counterfactual replays are other runs and never stand for a spec.
 /// </summary>
-public sealed class ExperimentResume
+public sealed class ResumePlan
 {
     private readonly Dictionary<RunSpec, Guid?> _keep = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<RunSpec, Guid> _resume = new(ReferenceEqualityComparer.Instance);
 
-    public static async Task<ExperimentResume> PlanAsync(IDocumentStore store, Experiment experiment, CancellationToken ct)
+    public static Task<ResumePlan> PlanAsync(IDocumentStore store, Experiment experiment, CancellationToken ct) =>
+        PlanAsync(store, experiment.Name, experiment.Runs, ct);
+
+    /// <param name="name">The file's name: every run's <see cref="RunSpec.Experiment"/>.</param>
+    public static async Task<ResumePlan> PlanAsync(IDocumentStore store, string name, IReadOnlyList<RunSpec> specs, CancellationToken ct)
     {
         await using var session = store.QuerySession();
-        var summaries = (await session.Query<RunSummary>().Where(r => r.Experiment == experiment.Name).ToListAsync(ct))
+        var summaries = (await session.Query<RunSummary>().Where(r => r.Experiment == name).ToListAsync(ct))
             .OrderBy(r => r.StartedAt).ToList();
         var leases = await RunLeases.LoadAsync(session, summaries.Select(r => r.Id).ToList(), ct);
         var now = DateTimeOffset.UtcNow;
@@ -35,10 +39,10 @@ public sealed class ExperimentResume
             recorded.Add((StudyRunner.SameRunKey(first.Spec), summary, RunLeases.StatusOf(summary.Status, leases.GetValueOrDefault(summary.Id), now)));
         }
 
-        var plan = new ExperimentResume();
+        var plan = new ResumePlan();
         var claimed = new HashSet<Guid>();
         var live = new List<string>();
-        foreach (var spec in experiment.Runs)
+        foreach (var spec in specs)
         {
             var key = StudyRunner.SameRunKey(spec);
             var candidates = recorded.Where(r => r.Key == key && !claimed.Contains(r.Summary.Id)).ToList();
@@ -64,7 +68,7 @@ public sealed class ExperimentResume
             }
         }
         if (live.Count > 0)
-            throw new RunIsLiveException($"experiment {experiment.Name} is still running elsewhere: {string.Join(", ", live)}; stop that process first, or wait until `preftune runs` shows it abandoned");
+            throw new RunIsLiveException($"{name}: runs are still running elsewhere: {string.Join(", ", live)}; stop that process first, or wait until `preftune runs` shows it abandoned");
         return plan;
     }
 
