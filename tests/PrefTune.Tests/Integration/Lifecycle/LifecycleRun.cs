@@ -58,10 +58,14 @@ public sealed class LifecycleRun : IAsyncDisposable
         {{string.Join("\n", methods.Select(m => $"  - {{name: {m}, data: online}}"))}}
         """;
 
+    /// <summary>The fault tests' stage settings, and leases of 3 s (renewed every second) so that renewals show within a test.</summary>
+    private static readonly IReadOnlyDictionary<string, string> Settings =
+        new Dictionary<string, string>(FaultRun.StageSettings) { ["PREFTUNE_LEASESECONDS"] = "3" };
+
     /// <summary>`preftune ARGS --database DB --schema S`, left running.</summary>
     public PrefTuneProgram Start(string name, params string[] args)
     {
-        var program = PrefTuneProgram.Start(name, [.. args, "--database", Database, "--schema", Schema], Folder, FaultRun.StageSettings);
+        var program = PrefTuneProgram.Start(name, [.. args, "--database", Database, "--schema", Schema], Folder, Settings);
         _started.Add(program);
         Note($"started {name} (pid {program.Id}): preftune {string.Join(' ', args)}");
         return program;
@@ -117,6 +121,14 @@ public sealed class LifecycleRun : IAsyncDisposable
         foreach (var run in started)
             runs.Add((await RecordedRun.LoadAsync(store, run.RunId, CancellationToken.None))!);
         return runs;
+    }
+
+    /// <summary>The run's lease as stored, if any.</summary>
+    public async Task<RunLease?> LeaseAsync(Guid runId)
+    {
+        using var store = EventStoreRegistration.For(Database + ";Pooling=false", Schema);
+        await using var session = store.QuerySession();
+        return await session.LoadAsync<RunLease>(runId);
     }
 
     /// <summary>`preftune runs --json`: run id to the status it shows.</summary>

@@ -16,7 +16,7 @@ public sealed class When_a_child_service_dies(FaultServers servers, ITestOutputH
     [Fact]
     public async Task A_killed_learner_is_restarted_and_the_run_completes()
     {
-        const int steps = 200;
+        const int steps = 120;
         await using var world = await LifecycleRun.CreateAsync(servers, output, "learner", LifecycleRun.Experiment(steps, "reinforce"));
         var run = world.Start("supervisor", "run", world.File, "--json", "--output", Path.Combine(world.Folder, "out"), "--broker", world.Broker);
         await world.WaitForAsync("update_applied", 8, run, TimeSpan.FromSeconds(90));
@@ -51,6 +51,9 @@ public sealed class When_a_child_service_dies(FaultServers servers, ITestOutputH
         var children = LifecycleRun.ChildrenOf(run.Id);
         Assert.Equal(3, children.Count);
         Assert.False(run.HasExited, "the run ended before the orchestrator could be killed: give it more steps");
+        var held = (await world.LeaseAsync(runId))!;
+        Assert.Equal(run.Id, held.ProcessId);
+        Assert.True(held.RenewedAt > held.AcquiredAt, "the owner never renewed its lease (renewed every second here)");
         run.KillAlone();
         world.Note($"killed the orchestrator (pid {run.Id}); its children were {string.Join(", ", children)}");
         Assert.Empty(await LifecycleRun.WaitUntilGoneAsync(children, TimeSpan.FromSeconds(10)));
@@ -59,6 +62,9 @@ public sealed class When_a_child_service_dies(FaultServers servers, ITestOutputH
         var resumed = await world.RunToEndAsync(TimeSpan.FromSeconds(120), "resume", runId.ToString(), "--json");
         Assert.True(resumed.ExitCode == 0, resumed.Error);
         Assert.True(Assert.Single(await world.RunsAsync()).Completed);
+        var released = (await world.LeaseAsync(runId))!;
+        Assert.NotEqual(run.Id, released.ProcessId); // taken over by the resume,
+        Assert.NotNull(released.ReleasedAt);         // and let go when the run completed
     }
 
     [System.Runtime.InteropServices.DllImport("libc")]

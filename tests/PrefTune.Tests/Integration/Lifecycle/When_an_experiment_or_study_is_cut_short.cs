@@ -52,21 +52,8 @@ public sealed class When_an_experiment_or_study_is_cut_short(FaultServers server
         Assert.True(File.Exists(Path.Combine(report, "gold_reward.png")));
     }
 
-    private const string Study = """
-        kind: study
-        name: lifecycle-study
-        seeds: [3]
-        task:
-          kind: bandit
-          bandit: {prompts: 4, hidden: 32, reference_steps: 50}
-        rewards:
-          - {label: peak70, reward_center: 70}
-        loop: {B: 10, C: 10, M: 10, T: 1, gradient_steps: 60, learning_rate: 0.01, eval_every: 100000, eval_samples: 40, dataset_prompts: 8}
-        methods:
-          - {name: dpo, data: offline}
-        sweeps:
-          - {label: dpo-T, method: dpo, data: online, field: T, values: [2]}
-        """;
+    /// <summary>The command-line study test's two runs, long enough (60 steps each) to be stopped in the second.</summary>
+    private static readonly string Study = Studies.When_the_command_line_runs_a_study.Study.Replace("gradient_steps: 8", "gradient_steps: 60");
 
     [Fact]
     public async Task Study_resume_keeps_the_finished_run_resumes_the_stopped_one_and_writes_the_report()
