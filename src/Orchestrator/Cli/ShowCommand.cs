@@ -47,8 +47,9 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         if (settings.Checkpoint is { } version)
             return ShowLineage(runId, version, record.Ledger, settings.Json);
         var outcome = record.Outcome;
-        await using (var leases = store.QuerySession())
-            outcome = outcome with { Status = RunLeases.StatusOf(outcome.Status, await leases.LoadAsync<RunLease>(runId, cancellationToken), DateTimeOffset.UtcNow) };
+        // a run without an end is "running" only while a live owner holds its lease; otherwise "abandoned"
+        await using (var query = store.QuerySession())
+            outcome = outcome with { Status = RunLeases.StatusOf(outcome.Status, await query.LoadAsync<RunLease>(runId, cancellationToken), DateTimeOffset.UtcNow) };
         var last = outcome.Evaluations.LastOrDefault();
         var view = new
         {
