@@ -28,6 +28,7 @@ public sealed class ServiceProcesses : IDisposable
     private readonly ServiceRestarts _restarts;
     private readonly Dictionary<string, Process> _byRole = [];
     private readonly Dictionary<string, (int Count, DateTime Started)> _history = [];
+    private readonly HashSet<Process> _handled = [];
     private readonly BlockingCollection<Action> _forks = [];
     private readonly Thread _forker;
     private volatile bool _stopping;
@@ -87,7 +88,8 @@ public sealed class ServiceProcesses : IDisposable
         int restart;
         lock (_byRole)
         {
-            if (!_byRole.TryGetValue(role, out var current) || current != process) return; // already handled
+            // the Exited event and the check after attaching it may both report one death
+            if (!_byRole.TryGetValue(role, out var current) || current != process || !_handled.Add(process)) return;
             var (count, started) = _history[role];
             restart = DateTime.UtcNow - started >= StableAfter ? 1 : count + 1;
             _history[role] = (restart, started);
