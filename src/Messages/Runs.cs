@@ -77,3 +77,41 @@ public sealed record PolicyEvaluated
     public required double Entropy { get; init; }
     public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
 }
+
+/// <summary>
+/// The run's owner stopped it on purpose (a first Ctrl-C, SIGINT or SIGTERM): the step under way was abandoned
+/// (a batch recorded but not trained is trained first on resume), and `preftune resume` continues it exactly.
+/// A stop of its own rather than a <see cref="RunFailed"/> with reason "interrupted": nothing went wrong, so
+/// `runs`, summaries and reports must not count it as a failure, and a failure's reason stays what broke.
+/// </summary>
+public sealed record RunStopped
+{
+    public required Guid RunId { get; init; }
+    /// <summary>"interrupted" (a signal) or "cancelled" (the caller's token, no signal).</summary>
+    public required string Reason { get; init; }
+    /// <summary>The signal that stopped it: "SIGINT" or "SIGTERM"; null when none did.</summary>
+    public string? Signal { get; init; }
+    /// <summary>The last policy version the run recorded (resume continues from it).</summary>
+    public required int PolicyVersion { get; init; }
+    public required DateTimeOffset StoppedAt { get; init; }
+}
+
+/// <summary>
+/// A stage service this run's Orchestrator had started as a child process died and was started again
+/// (`run --broker` without `--external-services`). Recorded with the run's next facts; the run's numbers do not
+/// depend on it (the request it held is asked again), but whoever reads the run should know it happened.
+/// </summary>
+public sealed record ServiceRestarted
+{
+    public required Guid RunId { get; init; }
+    /// <summary>"sampler", "scorer" or "learner".</summary>
+    public required string Role { get; init; }
+    public required int OldProcessId { get; init; }
+    /// <summary>The exit code of the process that died (137 for SIGKILL).</summary>
+    public required int ExitCode { get; init; }
+    public required int NewProcessId { get; init; }
+    /// <summary>Restarts of this role so far, this one included, and the most it gets.</summary>
+    public required int Restart { get; init; }
+    public required int RestartLimit { get; init; }
+    public required DateTimeOffset RestartedAt { get; init; }
+}

@@ -1,4 +1,5 @@
 using PrefTune.Orchestrator.Cli;
+using PrefTune.Orchestrator.Hosting;
 using Spectre.Console.Cli;
 
 var app = new CommandApp();
@@ -24,4 +25,6 @@ if (args.Length == 0)
     await app.RunAsync(["--help"]);
     return 1;
 }
-return await CliErrors.RunAsync(() => app.RunAsync(args));
+var stop = ShutdownSignals.Install();
+var code = await CliErrors.RunAsync(() => app.RunAsync(args, stop));
+return ShutdownSignals.Received is null ? code : ShutdownSignals.ExitCode;

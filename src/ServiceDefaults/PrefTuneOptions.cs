@@ -30,6 +30,10 @@ public sealed record PrefTuneOptions
     public int CircuitBreakAfter { get; init; } = 3;
     /// <summary>How long an open circuit stays open.</summary>
     public double CircuitBreakSeconds { get; init; } = 5;
+    /// <summary>How long a run's lease lasts unless its Orchestrator renews it (every third of it): after that, a run
+    /// owned on another machine is shown as abandoned and may be resumed. On the owner's own machine, a dead owner
+    /// process is known at once.</summary>
+    public double LeaseSeconds { get; init; } = 30;
     /// <summary>How long to wait for a broker or database to answer at start-up before failing with its address.</summary>
     public double ConnectTimeoutSeconds { get; init; } = 5;
 }

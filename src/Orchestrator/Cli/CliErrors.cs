@@ -16,6 +16,11 @@ public static class CliErrors
         {
             return await run();
         }
+        catch (OperationCanceledException e) when (Hosting.ShutdownSignals.Received is not null)
+        {
+            // a signal stopped the command: say what was stopped and how to go on (RunStoppedException's message)
+            return Fail(e is Runs.RunStoppedException ? e.Message : $"stopped by {Hosting.ShutdownSignals.Name}", Hosting.ShutdownSignals.ExitCode);
+        }
         catch (ExperimentFileException e)
         {
             return Fail(e.Message, BadInput);

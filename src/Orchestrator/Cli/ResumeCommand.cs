@@ -2,6 +2,8 @@ using System.ComponentModel;
 using System.Text.Json;
 using PrefTune.Orchestrator.Hosting;
 using PrefTune.Orchestrator.Runs;
+using PrefTune.ServiceDefaults;
+using PrefTune.Storage.Events;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -23,9 +25,14 @@ public sealed class ResumeCommand : AsyncCommand<ResumeCommand.Settings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var options = settings.ToOptions();
+        var options = await PrefTuneHost.ConnectAsync(settings.ToOptions(), cancellationToken);
+        Guid runId;
+        using (var store = EventStoreRegistration.For(options.Database!, options.Schema))
+        {
+            runId = await RunIds.ResolveAsync(store, settings.Run, cancellationToken);
+            await RunLeases.EnsureNotLiveAsync(store, runId, cancellationToken); // a live run is refused before any service starts
+        }
         await using var session = await PipelineSession.StartAsync(options, settings.Hosting(options), cancellationToken);
-        var runId = await RunIds.ResolveAsync(session.Store, settings.Run, cancellationToken);
         var recorded = await RecordedRun.LoadAsync(session.Store, runId, cancellationToken)
             ?? throw new ArgumentException($"run: no events recorded for run {runId}");
         var from = recorded.Checkpoints.LastOrDefault()?.Version ?? 0;

@@ -25,6 +25,10 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [Description("Report folder. Default: out/<experiment>-<timestamp>")]
         public string? Output { get; init; }
 
+        [CommandOption("--resume")]
+        [Description("Continue the file as a whole: keep its completed runs, resume its stopped, failed or abandoned ones, start missing ones, then write the report.")]
+        public bool Resume { get; init; }
+
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -36,14 +40,15 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         OutputFolder.EnsureWritable(output);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
+        var plan = settings.Resume ? await ResumePlan.PlanAsync(session.Store, experiment, cancellationToken) : null;
         var outcomes = settings.Json
-            ? await RunAllAsync(session, experiment, null, cancellationToken)
+            ? await RunAllAsync(session, experiment, plan, null, cancellationToken)
             : await AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .StartAsync(async progress =>
                 {
                     var bars = experiment.Runs.ToDictionary(r => r, r => progress.AddTask(Markup.Escape($"{r.Label} seed {r.Seed}"), maxValue: r.Loop.GradientSteps));
-                    return await RunAllAsync(session, experiment, spec => new Progress<RunProgress>(p =>
+                    return await RunAllAsync(session, experiment, plan, spec => new Progress<RunProgress>(p =>
                     {
                         bars[spec].Value = p.Step;
                         bars[spec].Description = Markup.Escape($"{p.Label} seed {spec.Seed}: gold {p.GoldReward:0.000}");
@@ -71,12 +76,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         return outcomes.All(o => o.Status == "completed") ? 0 : 1;
     }
 
-    private static async Task<List<RunOutcome>> RunAllAsync(PipelineSession session, Experiment experiment,
+    private static async Task<List<RunOutcome>> RunAllAsync(PipelineSession session, Experiment experiment, ResumePlan? plan,
         Func<Messages.RunSpec, IProgress<RunProgress>>? progressFor, CancellationToken ct)
     {
         var outcomes = new List<RunOutcome>();
         foreach (var spec in experiment.Runs)
-            outcomes.Add(await session.RunAsync(spec, progressFor?.Invoke(spec), ct));
+            outcomes.Add(await (plan is null ? session.RunAsync(spec, progressFor?.Invoke(spec), ct) : plan.RunAsync(session, spec, progressFor?.Invoke(spec), ct)));
         return outcomes;
     }
 }

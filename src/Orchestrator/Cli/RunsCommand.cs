@@ -24,6 +24,9 @@ public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
         using var store = EventStoreRegistration.For(options.Database!, options.Schema);
         await using var session = store.QuerySession();
         var runs = (await session.Query<RunSummary>().ToListAsync(cancellationToken)).OrderBy(r => r.StartedAt).ToList();
+        // a run without an end is "running" only while a live owner holds its lease; otherwise "abandoned"
+        var leases = await Runs.RunLeases.LoadAsync(session, runs.Select(r => r.Id).ToList(), cancellationToken);
+        runs = runs.Select(r => r with { Status = Runs.RunLeases.StatusOf(r.Status, leases.GetValueOrDefault(r.Id), DateTimeOffset.UtcNow) }).ToList();
         if (settings.Json)
         {
             Console.WriteLine(JsonSerializer.Serialize(runs, ShowCommand.Json));

@@ -18,6 +18,7 @@ public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        ParentWatch.Arm(); // started by an Orchestrator: die with it
         var roles = settings.Roles.Select(OrchestratorHost.Role).ToList();
         var options = settings.ToOptions();
         if (string.IsNullOrWhiteSpace(options.Broker))

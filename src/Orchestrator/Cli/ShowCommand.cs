@@ -51,6 +51,9 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
                 ? ShowLineage(runId, version, record.Ledger, settings.Json)
                 : throw new ArgumentException($"--checkpoint {text}: expected a whole number, a policy version run {runId} published ({Published(record.Ledger)})");
         var outcome = record.Outcome;
+        // a run without an end is "running" only while a live owner holds its lease; otherwise "abandoned"
+        await using (var query = store.QuerySession())
+            outcome = outcome with { Status = RunLeases.StatusOf(outcome.Status, await query.LoadAsync<RunLease>(runId, cancellationToken), DateTimeOffset.UtcNow) };
         var last = outcome.Evaluations.LastOrDefault();
         var view = new
         {

@@ -28,6 +28,10 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         [Description("Report folder. Default: out/<study>-<timestamp>")]
         public string? Output { get; init; }
 
+        [CommandOption("--resume")]
+        [Description("Continue the file as a whole: keep its completed runs, resume its stopped, failed or abandoned ones, start missing ones, then write the report.")]
+        public bool Resume { get; init; }
+
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -41,8 +45,9 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var runner = new StudyRunner(session);
+        var resume = settings.Resume ? await ResumePlan.PlanAsync(session.Store, study.Name, study.Runs.Select(r => r.Spec).ToList(), cancellationToken) : null;
         var (studyId, _) = settings.Json
-            ? await runner.RunAsync(study, sourceText, settings.Study, null, cancellationToken)
+            ? await runner.RunAsync(study, sourceText, settings.Study, null, cancellationToken, resume)
             : await AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .StartAsync(async progress =>
@@ -62,7 +67,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
                             current.Value = p.Step;
                             current.Description = Markup.Escape($"{name}: gold {p.GoldReward:0.000}");
                         });
-                    }, cancellationToken);
+                    }, cancellationToken, resume);
                     overall.Value = study.Runs.Count;
                     current.Value = current.MaxValue;
                     return result;

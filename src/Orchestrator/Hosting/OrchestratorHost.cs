@@ -31,6 +31,8 @@ public static class OrchestratorHost
         builder.Logging.ClearProviders();
         builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // Signals belong to the command line (ShutdownSignals), which stops the run before the host.
+        builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         var roles = string.IsNullOrWhiteSpace(options.Broker) ? AllRoles : [];
         builder.Services.AddPrefTuneServices(options, roles, bus =>
         {
@@ -49,6 +51,8 @@ public static class OrchestratorHost
         builder.Services.AddSingleton<ServiceDirectory>();
         builder.Services.AddSingleton<Stages>();
         builder.Services.AddSingleton<EventJournal>();
+        builder.Services.AddSingleton<RunLeases>();
+        builder.Services.AddSingleton<ServiceRestarts>();
         builder.Services.AddTransient<RunDriver>();
         builder.Services.AddTransient<RunReplay>();
         return builder.Build();
@@ -62,4 +66,12 @@ public static class OrchestratorHost
         builder.Services.AddPrefTuneServices(options, roles);
         return builder.Build();
     }
+}
+
+/// <summary>A host lifetime that leaves SIGINT and SIGTERM alone: the console lifetime would swallow them.</summary>
+internal sealed class CommandLineLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -53,7 +53,8 @@ public sealed class PipelineSession : IAsyncDisposable
         {
             await host.StartAsync(ct);
             if (hosting == ServiceHosting.ChildProcesses)
-                children = ServiceProcesses.Start(options, ServiceDirectory.RequiredRoles, Path.Combine(Path.GetFullPath(options.DataFolder), "logs"));
+                children = ServiceProcesses.Start(options, ServiceDirectory.RequiredRoles, Path.Combine(Path.GetFullPath(options.DataFolder), "logs"),
+                    host.Services.GetRequiredService<ServiceRestarts>());
             if (hosting != ServiceHosting.InProcess)
             {
                 var wait = TimeSpan.FromSeconds(Math.Max(60, options.StageTimeoutSeconds));

@@ -6,7 +6,7 @@ namespace PrefTune.Orchestrator.Runs;
 /// The invariants a run's event stream must satisfy whatever faults hit it: every consumed sample was produced
 /// exactly once and belongs to the batch its update names, policy versions increase without gaps, each update and
 /// each batch is applied once, every batch handed to the Learner was trained, nothing is recorded after the run
-/// ended (a failure may be followed only by a resume), and the run completed. Returns the violations (none for a
+/// ended (a failure or a stop may be followed only by a resume), and the run completed. Returns the violations (none for a
 /// sound run). The fault tests and the pipeline tests check every run they make with it.
 /// </summary>
 public static class RunAudit
@@ -61,11 +61,11 @@ public static class RunAudit
         foreach (var dropped in assembled.Where(a => !trainedIds.Contains(a.BatchId)).Where(_ => mustBeComplete))
             problems.Add($"batch {dropped.BatchId} (iteration {dropped.Iteration}) was recorded but never trained");
 
-        // Endings: nothing after RunCompleted; after RunFailed, only a RunResumed may come next.
+        // Endings: nothing after RunCompleted; after RunFailed or RunStopped, only a RunResumed may come next.
         for (var i = 0; i < events.Count - 1; i++)
         {
             if (events[i] is RunCompleted) { problems.Add($"{events.Count - 1 - i} event(s) recorded after RunCompleted"); break; }
-            if (events[i] is RunFailed && events[i + 1] is not RunResumed) { problems.Add($"{events[i + 1].GetType().Name} recorded after RunFailed without a RunResumed"); break; }
+            if (events[i] is RunFailed or RunStopped && events[i + 1] is not RunResumed) { problems.Add($"{events[i + 1].GetType().Name} recorded after {events[i].GetType().Name} without a RunResumed"); break; }
         }
         if (mustBeComplete && !run.Completed)
             problems.Add("the run has no RunCompleted");

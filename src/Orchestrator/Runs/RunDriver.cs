@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MassTransit;
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Hosting;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -14,7 +15,7 @@ namespace PrefTune.Orchestrator.Runs;
 /// max_staleness versions), the offline dataset, or the recorded batches of another run (a counterfactual
 /// replay). A run that stopped is resumed from its events by <see cref="ResumeAsync"/>.</para>
 /// </summary>
-public sealed class RunDriver(Stages stages, EventJournal journal)
+public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases leases, ServiceRestarts restarts)
 {
     public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct) =>
         await StartAsync(spec, transport, null, progress, ct);
@@ -30,12 +31,14 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         var clock = Stopwatch.StartNew();
         var (run, source, pending, evaluationMissing) = ResumePoint.Rebuild(recorded, this);
         var next = pending?.Iteration ?? recorded.Assembled.Count;
+        // refused (RunIsLiveException) while another process still drives the run
+        var lease = await leases.AcquireAsync(run.RunId, ct);
         await journal.AppendAsync(run.RunId, ct, new RunResumed
         {
             RunId = run.RunId, PolicyVersion = run.Policy!.Version, NextIteration = next,
             PendingBatch = pending?.Batch.BatchId, ResumedAt = DateTimeOffset.UtcNow, Transport = transport,
         });
-        return await DriveAsync(run, clock, async () =>
+        return await DriveAsync(run, clock, lease, async () =>
         {
             if (evaluationMissing)
                 await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
@@ -52,7 +55,8 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
             RunId = run.RunId, Spec = spec, StartedAt = DateTimeOffset.UtcNow, Transport = transport,
             ReplayOf = replayOf?.Started.RunId, Environment = RunEnvironment.Current(spec.TorchThreads),
         }, ct);
-        return await DriveAsync(run, clock, async () =>
+        var lease = await leases.AcquireAsync(run.RunId, ct);
+        return await DriveAsync(run, clock, lease, async () =>
         {
             var initialized = await stages.InitializeAsync(new InitializePolicy { RunId = run.RunId, Task = spec.Task, Seed = spec.Seed, TorchThreads = spec.TorchThreads }, ct);
             await journal.AppendAsync(run.RunId, ct, initialized, new CheckpointPublished { RunId = run.RunId, Checkpoint = initialized.Policy });
@@ -68,21 +72,34 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         }, ct);
     }
 
-    /// <summary>Runs <paramref name="body"/> and records how the run ended: RunCompleted, or RunFailed with the stage and reason.</summary>
-    private async Task<RunOutcome> DriveAsync(RunState run, Stopwatch clock, Func<Task> body, CancellationToken ct)
+    /// <summary>Runs <paramref name="body"/> holding the run's lease and records how the run ended: RunCompleted,
+    /// RunFailed with the stage and reason, or RunStopped when <paramref name="ct"/> was cancelled (a signal).</summary>
+    private async Task<RunOutcome> DriveAsync(RunState run, Stopwatch clock, RunLeaseHold lease, Func<Task> body, CancellationToken ct)
     {
+        await using var _ = lease;
         try
         {
             await body();
-            await journal.AppendAsync(run.RunId, ct, new RunCompleted
+            await journal.AppendAsync(run.RunId, ct, [.. restarts.Drain(run.RunId), new RunCompleted
             {
                 RunId = run.RunId,
                 GradientSteps = run.Steps,
                 PolicyVersion = run.Policy!.Version,
                 FinalGoldReward = run.Evaluations.LastOrDefault()?.MeanGoldReward,
                 CompletedAt = DateTimeOffset.UtcNow,
-            });
+            }]);
             return run.Outcome("completed", null, clock.Elapsed);
+        }
+        catch (Exception e) when (ct.IsCancellationRequested && e is not RunStoppedException)
+        {
+            // The step under way is abandoned: whatever it had not recorded is done again on resume.
+            var signal = ShutdownSignals.Name;
+            await journal.AppendAsync(run.RunId, CancellationToken.None, [.. restarts.Drain(run.RunId), new RunStopped
+            {
+                RunId = run.RunId, Reason = signal is null ? "cancelled" : "interrupted", Signal = signal,
+                PolicyVersion = run.Policy?.Version ?? 0, StoppedAt = DateTimeOffset.UtcNow,
+            }]);
+            throw new RunStoppedException(run.RunId, run.Steps, signal, ct);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
@@ -137,7 +154,8 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
                 run.Updates.AddRange(trained.Updates);
                 run.Policy = trained.Checkpoint;
                 source.RunAhead(run, iteration + 1, iterations, stop.Token);
-                List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }];
+                List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint },
+                    .. restarts.Drain(run.RunId)];
                 try
                 {
                     if (EvaluationDue(run, trained.Steps, iteration == iterations - 1))
@@ -245,4 +263,11 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
 
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
     internal static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
+}
+
+/// <summary>A run was stopped by its owner (a signal, or the caller's token) and recorded as <see cref="RunStopped"/>.</summary>
+public sealed class RunStoppedException(Guid runId, int step, string? signal, CancellationToken token)
+    : OperationCanceledException($"run {runId} stopped at step {step}{(signal is null ? "" : $" ({signal})")}; continue it with `preftune resume {runId}`", token)
+{
+    public Guid RunId { get; } = runId;
 }

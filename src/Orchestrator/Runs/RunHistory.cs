@@ -37,8 +37,10 @@ public static class RunHistory
         var updates = events.OfType<UpdateApplied>().ToList();
         var evaluations = events.OfType<PolicyEvaluated>().ToList();
         var completed = events.OfType<RunCompleted>().LastOrDefault();
-        // A failure followed by a resume no longer describes the run.
-        var failed = events.Skip(events.FindLastIndex(e => e is RunResumed) + 1).OfType<RunFailed>().LastOrDefault();
+        // A failure or a stop followed by a resume no longer describes the run.
+        var sinceResume = events.Skip(events.FindLastIndex(e => e is RunResumed) + 1).ToList();
+        var failed = sinceResume.OfType<RunFailed>().LastOrDefault();
+        var stopped = sinceResume.OfType<RunStopped>().LastOrDefault();
         var counts = new RunCounts
         {
             TrainingBatches = generated.Count(g => g.Purpose == RolloutPurpose.Training),
@@ -52,13 +54,14 @@ public static class RunHistory
             Evaluations = evaluations.Count,
             Events = events.Count,
         };
-        var endedAt = completed?.CompletedAt ?? failed?.FailedAt;
+        var endedAt = completed?.CompletedAt ?? failed?.FailedAt ?? stopped?.StoppedAt;
         var outcome = new RunOutcome
         {
             RunId = runId,
             Spec = started.Spec,
-            Status = completed is not null ? "completed" : failed is not null ? "failed" : "running",
-            FailureReason = failed is null ? null : $"{failed.Stage}: {failed.Reason}",
+            Status = completed is not null ? "completed" : failed is not null ? "failed" : stopped is not null ? "stopped" : "running",
+            FailureReason = failed is not null ? $"{failed.Stage}: {failed.Reason}"
+                : stopped is not null ? (stopped.Signal is null ? stopped.Reason : $"{stopped.Reason} ({stopped.Signal})") : null,
             Evaluations = evaluations,
             Updates = updates,
             SamplesDrawn = counts.SamplesGenerated,

@@ -7,7 +7,8 @@ public sealed record RunOutcome
 {
     public required Guid RunId { get; init; }
     public required RunSpec Spec { get; init; }
-    /// <summary>"completed" or "failed".</summary>
+    /// <summary>"completed", "failed", "stopped" (by its owner: `resume` continues it) or, rebuilt from a stream that has
+    /// no end yet, "running" (whether its owner is alive is the run's lease's business: <see cref="RunLeases"/>).</summary>
     public required string Status { get; init; }
     public string? FailureReason { get; init; }
     /// <summary>Evaluations in step order (step 0 is the reference policy).</summary>

@@ -21,10 +21,12 @@ public sealed class StudyRunner(PipelineSession session)
     private readonly EventJournal _journal = session.Journal;
 
     /// <param name="progressFor">A progress sink per run (null: no progress); told when each run starts.</param>
+    /// <param name="resume">`study FILE --resume`: runs recorded earlier are kept or resumed instead of started (a new
+    /// study stream links them).</param>
     /// <returns>The study's id and each cell's outcome, in the study's run order.</returns>
     public async Task<(Guid StudyId, IReadOnlyList<(StudyCell Cell, RunOutcome Outcome)> Runs)> RunAsync(
         Study study, string sourceText, string? sourceName,
-        Func<StudyProgress, IProgress<RunProgress>?>? progressFor, CancellationToken ct)
+        Func<StudyProgress, IProgress<RunProgress>?>? progressFor, CancellationToken ct, ResumePlan? resume = null)
     {
         var studyId = NewId.NextGuid();
         await _journal.StartAsync(studyId, new StudyStarted
@@ -40,7 +42,10 @@ public sealed class StudyRunner(PipelineSession session)
             var key = SameRunKey(run.Spec);
             var reused = made.TryGetValue(key, out var outcome);
             if (!reused)
-                made[key] = outcome = await session.RunAsync(run.Spec, progressFor?.Invoke(new StudyProgress(i + 1, study.Runs.Count, run)), ct);
+            {
+                var progress = progressFor?.Invoke(new StudyProgress(i + 1, study.Runs.Count, run));
+                made[key] = outcome = resume is null ? await session.RunAsync(run.Spec, progress, ct) : await resume.RunAsync(session, run.Spec, progress, ct);
+            }
             await _journal.AppendAsync(studyId, ct, new StudyRunFinished
             {
                 StudyId = studyId, RunId = outcome!.RunId, Cell = run.Cell, Status = outcome.Status, Reused = reused,

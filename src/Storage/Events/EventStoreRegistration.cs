@@ -35,6 +35,8 @@ public static class EventStoreRegistration
         typeof(RunFailed),
         typeof(RunResumed),
         typeof(RunReplayed),
+        typeof(RunStopped),
+        typeof(ServiceRestarted),
         typeof(StudyStarted),
         typeof(StudyRunFinished),
         typeof(StudyCompleted),
@@ -76,6 +78,8 @@ public static class EventStoreRegistration
         options.Events.AddEventTypes(RecordedEvents);
 
         options.Projections.Snapshot<RunSummary>(SnapshotLifecycle.Inline);
+        // who holds a running run, until when: current state upserted by its owner, not a fact of the run
+        options.Schema.For<RunLease>().UseOptimisticConcurrency(true);
         options.Projections.Add(new RunLedgerProjection(), ProjectionLifecycle.Live);
     }
 }

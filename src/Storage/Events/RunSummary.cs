@@ -16,7 +16,8 @@ public sealed record RunSummary
     public string Method { get; init; } = "";
     public DataSource Data { get; init; }
     public int Seed { get; init; }
-    /// <summary>"running", "completed" or "failed".</summary>
+    /// <summary>"running", "completed", "failed" or "stopped" (by its owner, e.g. Ctrl-C; `resume` continues it).
+    /// Whether a "running" run still has a live owner is its <see cref="RunLease"/>'s business.</summary>
     public string Status { get; init; } = "running";
     /// <summary>"{stage}: {reason}" of a failed run.</summary>
     public string? FailureReason { get; init; }
@@ -103,6 +104,13 @@ public sealed record RunSummary
         Status = "failed",
         EndedAt = e.FailedAt,
         FailureReason = e.Stage is null ? e.Reason : $"{e.Stage}: {e.Reason}",
+    };
+
+    public static RunSummary Apply(RunStopped e, RunSummary s) => s with
+    {
+        Status = "stopped",
+        EndedAt = e.StoppedAt,
+        FailureReason = e.Signal is null ? e.Reason : $"{e.Reason} ({e.Signal})",
     };
 
     /// <summary>A resumed run is running again; its earlier failure stays in the stream.</summary>

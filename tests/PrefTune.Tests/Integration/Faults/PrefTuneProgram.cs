@@ -88,6 +88,23 @@ public sealed class PrefTuneProgram : IDisposable
         _process.WaitForExit(10_000);
     }
 
+    /// <summary>SIGKILL of this process alone: its own children are left to fend for themselves (or die with it).</summary>
+    public void KillAlone()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>Sends <paramref name="signal"/> (2 SIGINT, 15 SIGTERM, ...) as `kill -SIG pid` does.</summary>
+    public void Signal(int signal)
+    {
+        if (kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
     /// <summary>Whether it exited within <paramref name="timeout"/> (it is left running otherwise).</summary>
     public async Task<bool> WaitForExitAsync(TimeSpan timeout)
     {

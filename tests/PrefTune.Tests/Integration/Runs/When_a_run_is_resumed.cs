@@ -8,7 +8,8 @@ using Xunit;
 namespace PrefTune.Tests.Integration.Runs;
 
 /// <summary>
-/// An Orchestrator that dies mid-run (here: its session is cancelled and disposed, so nothing more is recorded) is
+/// An Orchestrator that stops mid-run (here: its token is cancelled, the run records RunStopped "cancelled", and the
+/// session is disposed; the lifecycle tests SIGKILL real processes instead) is
 /// continued by a new one from the event stream and the last checkpoint. The continued run must end exactly where
 /// the uninterrupted run with the same spec ends: same weights, bit for bit.
 /// </summary>

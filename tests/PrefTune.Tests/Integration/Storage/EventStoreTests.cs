@@ -44,6 +44,8 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(RunFailed), "run_failed" },
         { typeof(RunResumed), "run_resumed" },
         { typeof(RunReplayed), "run_replayed" },
+        { typeof(RunStopped), "run_stopped" },
+        { typeof(ServiceRestarted), "service_restarted" },
         { typeof(StudyStarted), "study_started" },
         { typeof(StudyRunFinished), "study_run_finished" },
         { typeof(StudyCompleted), "study_completed" },

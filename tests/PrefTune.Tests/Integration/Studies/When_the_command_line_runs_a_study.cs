@@ -9,7 +9,8 @@ namespace PrefTune.Tests.Integration.Studies;
 [Collection(PostgresCollection.Name)]
 public sealed class When_the_command_line_runs_a_study(PostgresServer postgres)
 {
-    private const string Study = """
+    /// <summary>A small study of two runs (the lifecycle tests lengthen it).</summary>
+    internal const string Study = """
         kind: study
         name: cli-study
         seeds: [3]
