@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MassTransit;
 using PrefTune.Messages;
+using PrefTune.Storage.Checkpoints;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -14,7 +15,9 @@ namespace PrefTune.Orchestrator.Runs;
 /// max_staleness versions), the offline dataset, or the recorded batches of another run (a counterfactual
 /// replay). A run that stopped is resumed from its events by <see cref="ResumeAsync"/>.</para>
 /// </summary>
-public sealed class RunDriver(Stages stages, EventJournal journal)
+/// <para>Checkpoints are kept every checkpoint_every steps and at the end (<see cref="CheckpointRetention"/>); the
+/// versions between are the run's transient copies, released as soon as no later batch samples from them.</para>
+public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointStore checkpoints)
 {
     public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct) =>
         await StartAsync(spec, transport, null, progress, ct);
@@ -30,13 +33,18 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         var clock = Stopwatch.StartNew();
         var (run, source, pending, evaluationMissing) = ResumePoint.Rebuild(recorded, this);
         var next = pending?.Iteration ?? recorded.Assembled.Count;
+        var restart = await StoredCheckpointAsync(recorded, ct);
+        var version = run.Policy!.Version;
         await journal.AppendAsync(run.RunId, ct, new RunResumed
         {
-            RunId = run.RunId, PolicyVersion = run.Policy!.Version, NextIteration = next,
+            RunId = run.RunId, PolicyVersion = version, NextIteration = next,
             PendingBatch = pending?.Batch.BatchId, ResumedAt = DateTimeOffset.UtcNow, Transport = transport,
+            RetrainedFrom = restart.Version < version ? restart.Version : null,
         });
         return await DriveAsync(run, clock, async () =>
         {
+            if (restart.Version < version)
+                await RetrainAsync(run, recorded, restart, ct);
             if (evaluationMissing)
                 await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
             await TrainAsync(run, source, next, pending?.Batch, progress, ct);
@@ -82,6 +90,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
                 FinalGoldReward = run.Evaluations.LastOrDefault()?.MeanGoldReward,
                 CompletedAt = DateTimeOffset.UtcNow,
             });
+            await ReleaseAsync(run.RunId, int.MaxValue, ct); // the final checkpoint is kept: no transient copy is needed now
             return run.Outcome("completed", null, clock.Elapsed);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
@@ -113,6 +122,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
         {
             for (var iteration = start; iteration < iterations; iteration++)
             {
+                var last = iteration == iterations - 1;
                 source.RunAhead(run, iteration + (iteration == start && pending is not null ? 1 : 0), iterations, stop.Token);
                 var batch = iteration == start && pending is not null ? pending : await source.TakeAsync(run, iteration, stop.Token);
                 if (!batch.Recorded)
@@ -133,6 +143,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
                     RunId = run.RunId, BatchId = batch.BatchId, Iteration = iteration, Task = spec.Task, Method = spec.Method, Loop = loop,
                     Policy = run.Policy!, Reference = run.Reference!, Samples = batch.Samples, Seed = SeedFor(spec.Seed, iteration, 3),
                     TorchThreads = spec.TorchThreads,
+                    KeepCheckpoint = CheckpointRetention.Keeps(loop, run.Policy!.Version, run.Policy!.Version + run.StepsPerIteration, last),
                 }, ct);
                 run.Updates.AddRange(trained.Updates);
                 run.Policy = trained.Checkpoint;
@@ -140,7 +151,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
                 List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint }];
                 try
                 {
-                    if (EvaluationDue(run, trained.Steps, iteration == iterations - 1))
+                    if (EvaluationDue(run, trained.Steps, last))
                         learned.Add(await EvaluateAsync(run, ct));
                 }
                 finally
@@ -148,12 +159,66 @@ public sealed class RunDriver(Stages stages, EventJournal journal)
                     // The updates were applied: they are recorded (with the evaluation when there is one) even if evaluating failed.
                     await journal.AppendAsync(run.RunId, learned, ct);
                 }
+                // Recorded: versions older than any later batch samples from (K behind at most) are needed by no one.
+                var oldestNeeded = run.PublishedAtOrBefore(Math.Max(0, (iteration + 1) * run.StepsPerIteration - loop.MaxStaleness));
+                await ReleaseAsync(run.RunId, Math.Min(oldestNeeded.Version, run.Policy.Version), ct);
                 progress?.Report(new RunProgress(run.RunId, spec.Label, run.Steps, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
             }
         }
         finally
         {
             await stop.CancelAsync(); // batches sampled ahead that will never be trained
+        }
+    }
+
+    /// <summary>The newest recorded checkpoint whose weights and trainer state are still stored: the last one, unless it
+    /// was a transient copy that is gone (released, pruned, or lost with an unlogged table in a database crash).</summary>
+    private async Task<CheckpointRef> StoredCheckpointAsync(RecordedRun recorded, CancellationToken ct)
+    {
+        foreach (var checkpoint in recorded.Checkpoints.Reverse())
+            if (await checkpoints.ContainsAsync(checkpoint.Sha256, ct)
+                && (checkpoint.TrainerState is null || await checkpoints.ContainsAsync(checkpoint.TrainerState.Sha256, ct)))
+                return checkpoint;
+        throw new InvalidOperationException($"run {recorded.Started.RunId}: none of its checkpoints is stored any more, not even version 0; "
+            + "it cannot be resumed (start it again)");
+    }
+
+    /// <summary>Trains the recorded batches after <paramref name="from"/> again, exactly as the run did (same samples and
+    /// seeds), checking each resulting hash against the recorded one, so the Learner holds the last recorded version.</summary>
+    private async Task RetrainAsync(RunState run, RecordedRun recorded, CheckpointRef from, CancellationToken ct)
+    {
+        var spec = run.Spec;
+        var policy = from;
+        foreach (var batch in recorded.Assembled)
+        {
+            if (!recorded.Trained.TryGetValue(batch.BatchId, out var original) || original.Checkpoint.Version <= from.Version) continue;
+            var trained = await stages.TrainAsync(new TrainPolicy
+            {
+                RunId = run.RunId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
+                Policy = policy, Reference = run.Reference!, Samples = recorded.SamplesOf(batch), Seed = SeedFor(spec.Seed, batch.Iteration, 3),
+                TorchThreads = spec.TorchThreads,
+                KeepCheckpoint = CheckpointRetention.Keeps(spec.Loop, policy.Version, original.Checkpoint.Version, last: false),
+            }, ct);
+            if (trained.Checkpoint.Sha256 != original.Checkpoint.Sha256)
+                throw new InvalidOperationException($"run {run.RunId}: re-training from version {from.Version} gave other weights at version "
+                    + $"{trained.Checkpoint.Version} ({trained.Checkpoint.Sha256[..12]}, recorded {original.Checkpoint.Sha256[..12]}); "
+                    + "the environment differs from the recorded one (see `preftune replay`)");
+            await ReleaseAsync(run.RunId, policy.Version, ct);
+            policy = trained.Checkpoint;
+        }
+        run.Policy = policy;
+    }
+
+    /// <summary>Drops the run's transient copies below <paramref name="belowVersion"/>. A failure leaves them behind for
+    /// `preftune prune`, which is no reason to fail a run.</summary>
+    private async Task ReleaseAsync(Guid runId, int belowVersion, CancellationToken ct)
+    {
+        try
+        {
+            await checkpoints.ReleaseTransientAsync(runId, belowVersion, ct);
+        }
+        catch (CheckpointStoreException)
+        {
         }
     }
 
