@@ -309,5 +309,5 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
     }
 
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
-    internal static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
+    public static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
 }

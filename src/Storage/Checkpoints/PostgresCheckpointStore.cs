@@ -160,7 +160,11 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
                 """, connection);
             delete.Parameters.Add(new NpgsqlParameter { Value = runId });
             delete.Parameters.Add(new NpgsqlParameter { Value = belowVersion });
-            await delete.ExecuteNonQueryAsync(ct);
+            if (await delete.ExecuteNonQueryAsync(ct) == 0) return true;
+            // Deleted rows are reusable space only once vacuumed; autovacuum comes too late for a copy per step, and the
+            // table would grow by every version meanwhile. A plain vacuum of a table this small takes milliseconds.
+            await using var vacuum = new NpgsqlCommand($"vacuum {TransientHeaders}, {TransientChunks}", connection);
+            await vacuum.ExecuteNonQueryAsync(ct);
             return true;
         }, cancellationToken);
     }
@@ -199,21 +203,23 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
             var transient = copies.Where(c => c.TransientFor is not null).ToArray();
             await using (var transaction = await connection.BeginTransactionAsync(ct))
             {
-                await using var deleteKept = new NpgsqlCommand($"""
-                    delete from {Headers} where sha256 = any($1);
-                    delete from {Chunks} where sha256 = any($1);
-                    """, connection, transaction);
-                deleteKept.Parameters.Add(new NpgsqlParameter { Value = kept });
-                await deleteKept.ExecuteNonQueryAsync(ct);
-                await using var deleteTransient = new NpgsqlCommand($"""
-                    delete from {TransientHeaders} h using unnest($1::uuid[], $2::text[]) as gone(run_id, sha256)
-                        where h.run_id = gone.run_id and h.sha256 = gone.sha256;
-                    delete from {TransientChunks} c using unnest($1::uuid[], $2::text[]) as gone(run_id, sha256)
-                        where c.run_id = gone.run_id and c.sha256 = gone.sha256;
-                    """, connection, transaction);
-                deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.TransientFor!.Value).ToArray() });
-                deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.Sha256).ToArray() });
-                await deleteTransient.ExecuteNonQueryAsync(ct);
+                // one statement per command: positional parameters allow no more
+                foreach (var table in new[] { Headers, Chunks })
+                {
+                    await using var deleteKept = new NpgsqlCommand($"delete from {table} where sha256 = any($1)", connection, transaction);
+                    deleteKept.Parameters.Add(new NpgsqlParameter { Value = kept });
+                    await deleteKept.ExecuteNonQueryAsync(ct);
+                }
+                foreach (var table in new[] { TransientHeaders, TransientChunks })
+                {
+                    await using var deleteTransient = new NpgsqlCommand($"""
+                        delete from {table} t using unnest($1::uuid[], $2::text[]) as gone(run_id, sha256)
+                            where t.run_id = gone.run_id and t.sha256 = gone.sha256
+                        """, connection, transaction);
+                    deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.TransientFor!.Value).ToArray() });
+                    deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.Sha256).ToArray() });
+                    await deleteTransient.ExecuteNonQueryAsync(ct);
+                }
                 await transaction.CommitAsync(ct);
             }
             await using var vacuum = new NpgsqlCommand($"vacuum full {Headers}, {Chunks}, {TransientHeaders}, {TransientChunks}", connection);

@@ -28,3 +28,15 @@ internal static class RunsUnderTest
         return run.Assembled.SelectMany(a => a.SampleIds.Select(id => a.PolicyVersion - sampledAt[id])).ToList();
     }
 }
+
+/// <summary>Progress reported on the caller's thread, so a test can cancel a run at an exact step (an Orchestrator that dies there).</summary>
+internal sealed class SynchronousProgress(Action<RunProgress> report) : IProgress<RunProgress>
+{
+    public Guid RunId { get; private set; }
+
+    public void Report(RunProgress value)
+    {
+        RunId = value.RunId;
+        report(value);
+    }
+}

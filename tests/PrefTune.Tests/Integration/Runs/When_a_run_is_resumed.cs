@@ -59,16 +59,4 @@ public sealed class When_a_run_is_resumed(PostgresServer postgres)
         var error = await Assert.ThrowsAsync<ArgumentException>(() => session.ResumeAsync(recorded, null, CancellationToken.None));
         Assert.Contains(done.RunId.ToString(), error.Message);
     }
-
-    /// <summary>Progress reported on the caller's thread, so the test can cancel at an exact step.</summary>
-    private sealed class SynchronousProgress(Action<RunProgress> report) : IProgress<RunProgress>
-    {
-        public Guid RunId { get; private set; }
-
-        public void Report(RunProgress value)
-        {
-            RunId = value.RunId;
-            report(value);
-        }
-    }
 }
