@@ -103,6 +103,45 @@ public sealed class When_checkpoints_are_retained(PostgresServer postgres)
         Assert.Empty(RunAudit.Check(continued));
     }
 
+    [Fact]
+    public async Task A_restarted_learner_continues_bit_for_bit_from_the_runs_transient_copy_and_trainer_state()
+    {
+        var spec = RunsUnderTest.OneStepPerBatch(steps: 6);
+        var options = RunsUnderTest.Options(postgres);
+        RecordedRun run;
+        await using (var session = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None))
+        {
+            var outcome = await session.RunAsync(spec, null, CancellationToken.None);
+            run = (await RecordedRun.LoadAsync(session.Store, outcome.RunId, CancellationToken.None))!;
+        }
+        TrainPolicy Batch(int i, CheckpointRef policy, Guid runId) => new()
+        {
+            RunId = runId, BatchId = run.Assembled[i].BatchId, Iteration = i, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
+            Policy = policy, Reference = run.Initialized!.Reference, Samples = run.SamplesOf(run.Assembled[i]),
+            Seed = RunDriver.SeedFor(spec.Seed, i, 3), TorchThreads = spec.TorchThreads, KeepCheckpoint = false,
+        };
+
+        // A Learner trains three batches (versions 1-3 are transient copies), then its process dies.
+        var runId = Guid.NewGuid();
+        using var firstStore = new PostgresCheckpointStore(postgres.ConnectionString, options.Schema);
+        CheckpointRef policy;
+        using (var first = new Learners(firstStore))
+        {
+            policy = (await first.InitializeAsync(new InitializePolicy { RunId = runId, Task = spec.Task, Seed = spec.Seed }, CancellationToken.None)).Policy;
+            for (var i = 0; i < 3; i++)
+                policy = (await first.TrainAsync(Batch(i, policy, runId), CancellationToken.None)).Checkpoint;
+        }
+        await firstStore.ReleaseTransientAsync(runId, policy.Version, CancellationToken.None);   // superseded ones go
+        Assert.Equal([3, 3], (await firstStore.ListAsync(CancellationToken.None)).Where(c => c.TransientFor == runId).Select(c => c.Version!.Value));
+
+        // Its replacement knows nothing of the run: it rebuilds from the transient weights and trainer state of version 3.
+        using var secondStore = new PostgresCheckpointStore(postgres.ConnectionString, options.Schema);
+        using var second = new Learners(secondStore);
+        var next = await second.TrainAsync(Batch(3, policy, runId), CancellationToken.None);
+
+        Assert.Equal(run.Trained[run.Assembled[3].BatchId].Checkpoint.Sha256, next.Checkpoint.Sha256);
+    }
+
     /// <summary>What the Learner stored before retention: weights and trainer state of every version, kept. Re-derived
     /// here from the recorded batches, so the hashes are the recorded ones.</summary>
     private static async Task StoreEveryVersionAsync(RecordedRun run, ICheckpointStore store)
