@@ -27,12 +27,7 @@ public sealed class When_a_run_is_resumed(PostgresServer postgres)
 
         Guid runId;
         await using (var first = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None))
-        {
-            using var crash = new CancellationTokenSource();
-            var progress = new SynchronousProgress(p => { if (p.Step >= 8) crash.Cancel(); });
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.RunAsync(spec, progress, crash.Token));
-            runId = progress.RunId;
-        }
+            runId = await RunsUnderTest.InterruptAsync(first, spec, atStep: 8);
 
         await using var second = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
         var stopped = (await RecordedRun.LoadAsync(second.Store, runId, CancellationToken.None))!;

@@ -54,10 +54,7 @@ public sealed class When_checkpoints_are_retained(PostgresServer postgres)
         await using (var first = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None))
         {
             completed = (await first.RunAsync(spec, null, CancellationToken.None)).RunId;
-            using var crash = new CancellationTokenSource();
-            var progress = new SynchronousProgress(p => { if (p.Step >= 10) crash.Cancel(); });
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.RunAsync(spec, progress, crash.Token));
-            interrupted = progress.RunId;
+            interrupted = await RunsUnderTest.InterruptAsync(first, spec, atStep: 10);
         }
 
         await using var second = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
