@@ -33,7 +33,9 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
         var clock = Stopwatch.StartNew();
         var (run, source, pending, evaluationMissing) = ResumePoint.Rebuild(recorded, this);
         var next = pending?.Iteration ?? recorded.Assembled.Count;
-        var restart = await StoredCheckpointAsync(recorded, ct);
+        // the oldest version a batch still to come samples from (K behind at most): it must be stored, or trained again
+        var sampledFrom = run.PublishedAtOrBefore(Math.Max(0, next * run.StepsPerIteration - run.Spec.Loop.MaxStaleness)).Version;
+        var restart = await RestartPointAsync(recorded, sampledFrom, ct);
         var version = run.Policy!.Version;
         await journal.AppendAsync(run.RunId, ct, new RunResumed
         {
@@ -44,7 +46,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
         return await DriveAsync(run, clock, async () =>
         {
             if (restart.Version < version)
-                await RetrainAsync(run, recorded, restart, ct);
+                await RetrainAsync(run, recorded, restart, sampledFrom, ct);
             if (evaluationMissing)
                 await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
             await TrainAsync(run, source, next, pending?.Batch, progress, ct);
@@ -171,13 +173,19 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
         }
     }
 
-    /// <summary>The newest recorded checkpoint whose weights and trainer state are still stored: the last one, unless it
-    /// was a transient copy that is gone (released, pruned, or lost with an unlogged table in a database crash).</summary>
-    private async Task<CheckpointRef> StoredCheckpointAsync(RecordedRun recorded, CancellationToken ct)
+    /// <summary>The newest recorded checkpoint to continue from: its weights and trainer state are still stored (the last
+    /// one, unless it was a transient copy that is gone: released, pruned, or lost with an unlogged table in a database
+    /// crash), and so are the weights of every version from <paramref name="sampledFrom"/> up to it, which the batches
+    /// still to come sample from. Version 0 always qualifies.</summary>
+    private async Task<CheckpointRef> RestartPointAsync(RecordedRun recorded, int sampledFrom, CancellationToken ct)
     {
+        var weightsStored = new Dictionary<int, bool>();
+        foreach (var checkpoint in recorded.Checkpoints)
+            weightsStored[checkpoint.Version] = await checkpoints.ContainsAsync(checkpoint.Sha256, ct);
         foreach (var checkpoint in recorded.Checkpoints.Reverse())
-            if (await checkpoints.ContainsAsync(checkpoint.Sha256, ct)
-                && (checkpoint.TrainerState is null || await checkpoints.ContainsAsync(checkpoint.TrainerState.Sha256, ct)))
+            if (weightsStored[checkpoint.Version]
+                && (checkpoint.TrainerState is null || await checkpoints.ContainsAsync(checkpoint.TrainerState.Sha256, ct))
+                && weightsStored.All(v => v.Key < sampledFrom || v.Key >= checkpoint.Version || v.Value))
                 return checkpoint;
         throw new InvalidOperationException($"run {recorded.Started.RunId}: none of its checkpoints is stored any more, not even version 0; "
             + "it cannot be resumed (start it again)");
@@ -185,7 +193,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
 
     /// <summary>Trains the recorded batches after <paramref name="from"/> again, exactly as the run did (same samples and
     /// seeds), checking each resulting hash against the recorded one, so the Learner holds the last recorded version.</summary>
-    private async Task RetrainAsync(RunState run, RecordedRun recorded, CheckpointRef from, CancellationToken ct)
+    private async Task RetrainAsync(RunState run, RecordedRun recorded, CheckpointRef from, int sampledFrom, CancellationToken ct)
     {
         var spec = run.Spec;
         var policy = from;
@@ -203,7 +211,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, ICheckpointSt
                 throw new InvalidOperationException($"run {run.RunId}: re-training from version {from.Version} gave other weights at version "
                     + $"{trained.Checkpoint.Version} ({trained.Checkpoint.Sha256[..12]}, recorded {original.Checkpoint.Sha256[..12]}); "
                     + "the environment differs from the recorded one (see `preftune replay`)");
-            await ReleaseAsync(run.RunId, policy.Version, ct);
+            await ReleaseAsync(run.RunId, Math.Min(policy.Version, sampledFrom), ct);
             policy = trained.Checkpoint;
         }
         run.Policy = policy;

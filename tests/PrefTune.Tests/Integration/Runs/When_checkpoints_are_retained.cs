@@ -101,6 +101,33 @@ public sealed class When_checkpoints_are_retained(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task A_run_sampling_2_versions_ahead_resumes_exactly_when_its_transient_copies_are_lost()
+    {
+        var spec = RunsUnderTest.OneStepPerBatch(steps: 14, maxStaleness: 2);
+        spec = spec with { Loop = spec.Loop with { CheckpointEvery = 8 } };
+        var options = RunsUnderTest.Options(postgres);
+        Guid interrupted;
+        await using (var first = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None))
+            interrupted = await RunsUnderTest.InterruptAsync(first, spec, atStep: 10);
+        using (var checkpoints = new PostgresCheckpointStore(postgres.ConnectionString, options.Schema))
+            await checkpoints.DeleteAsync((await checkpoints.ListAsync(CancellationToken.None)).Where(c => c.TransientFor == interrupted).ToList(),
+                CancellationToken.None);   // what a database crash does to the unlogged table
+
+        await using var second = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
+        var stopped = (await RecordedRun.LoadAsync(second.Store, interrupted, CancellationToken.None))!;
+        var resumed = await second.ResumeAsync(stopped, null, CancellationToken.None);
+        var uninterrupted = await second.RunAsync(spec, null, CancellationToken.None);
+
+        Assert.Equal("completed", resumed.Status);
+        var continued = (await RecordedRun.LoadAsync(second.Store, interrupted, CancellationToken.None))!;
+        var reference = (await RecordedRun.LoadAsync(second.Store, uninterrupted.RunId, CancellationToken.None))!;
+        // the batch after the crash samples from 2 versions back, which is gone too: back to version 8, the last kept one
+        Assert.Equal(8, Assert.Single(continued.Events.OfType<RunResumed>()).RetrainedFrom);
+        Assert.Equal(reference.Checkpoints.Select(c => (c.Version, c.Sha256)), continued.Checkpoints.Select(c => (c.Version, c.Sha256)));
+        Assert.Equal(reference.Evaluations.Select(e => e.MeanGoldReward), continued.Evaluations.Select(e => e.MeanGoldReward));
+    }
+
+    [Fact]
     public async Task A_restarted_learner_continues_bit_for_bit_from_the_runs_transient_copy_and_trainer_state()
     {
         var spec = RunsUnderTest.OneStepPerBatch(steps: 6);
