@@ -43,9 +43,14 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
             if (learner.Trained.TryGetValue(command.BatchId, out var earlier))
                 return earlier;
             var updates = learner.Train(command);
-            var checkpoint = await store.PutAsync(learner.Version, learner.SaveWeights(), cancellationToken);
+            // A version that is not kept is still stored in full, as the run's transient copy: the Sampler loads it, and a
+            // Learner restarted before the next batch is recorded rebuilds from it and its trainer state.
+            Task<CheckpointRef> Put(byte[] bytes) => command.KeepCheckpoint
+                ? store.PutAsync(learner.Version, bytes, cancellationToken)
+                : store.PutTransientAsync(command.RunId, learner.Version, bytes, cancellationToken);
+            var checkpoint = await Put(learner.SaveWeights());
             if (learner.SaveTrainerState() is { } state)
-                checkpoint = checkpoint with { TrainerState = await store.PutAsync(learner.Version, state, cancellationToken) };
+                checkpoint = checkpoint with { TrainerState = await Put(state) };
             var trained = new PolicyTrained
             {
                 RunId = command.RunId,

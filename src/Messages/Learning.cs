@@ -35,6 +35,10 @@ public sealed record TrainPolicy
     /// <summary>Seeds the minibatch order.</summary>
     public required long Seed { get; init; }
     public int TorchThreads { get; init; } = 1;
+    /// <summary>Store the resulting checkpoint for good (a kept version: see <see cref="LoopSpec.CheckpointEvery"/>); false
+    /// stores it as the run's transient copy, which the Orchestrator removes once nothing needs it. True by default: an
+    /// Orchestrator that predates retention keeps every version.</summary>
+    public bool KeepCheckpoint { get; init; } = true;
 }
 
 /// <summary>One gradient step was applied.</summary>

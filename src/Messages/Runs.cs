@@ -24,6 +24,9 @@ public sealed record RunResumed
     public required int NextIteration { get; init; }
     /// <summary>A batch that was recorded but whose training was never recorded; it is trained first, not dropped.</summary>
     public Guid? PendingBatch { get; init; }
+    /// <summary>The last checkpoint's weights were no longer stored (transient, removed): the recorded batches after this
+    /// kept version were trained again, each hash checked against the recorded one, before the run went on.</summary>
+    public int? RetrainedFrom { get; init; }
     public required DateTimeOffset ResumedAt { get; init; }
     public string Transport { get; init; } = "in-memory";
 }

@@ -110,4 +110,9 @@ public sealed record LoopSpec
     /// sampling and learning overlap. The schedule is fixed, so the lag is deterministic (exactly K once past the
     /// start) and a run is as reproducible as at K = 0; this is also how a fixed lag is injected to study it.</summary>
     public int MaxStaleness { get; init; }
+    /// <summary>Keep a full checkpoint (weights and trainer state) every this many gradient steps, and always version 0 and
+    /// the end of the run; the versions between are transient: stored only while something may still load them (the
+    /// Sampler, a restarted Learner), then removed. Every version's hash is recorded either way, and replay and resume
+    /// re-train from the nearest kept checkpoint. 1 keeps every version.</summary>
+    public int CheckpointEvery { get; init; } = 100;
 }

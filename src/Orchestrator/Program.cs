@@ -13,6 +13,7 @@ app.Configure(config =>
     config.AddCommand<ShowCommand>("show").WithDescription("Summarise one recorded run from its events alone.");
     config.AddCommand<ReplayCommand>("replay").WithDescription("Rebuild a run's Learner trajectory from its recorded batches and compare every checkpoint hash; with --method, train another method on the same samples.");
     config.AddCommand<ResumeCommand>("resume").WithDescription("Continue a run whose processes died, from its event stream and last checkpoint.");
+    config.AddCommand<PruneCommand>("prune").WithDescription("Remove stored weights no run needs for replay, resume or lineage (never an event); --dry-run says what would go.");
     config.AddCommand<MethodsCommand>("methods").WithDescription("The methods and where each sits on the three axes.");
     config.AddCommand<ServeCommand>("serve").WithDescription("Run stage services (sampler, scorer, learner) against a broker.");
     config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");

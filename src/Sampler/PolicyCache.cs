@@ -54,6 +54,11 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
             if (_runs.TryGetValue((runId, PolicySlot), out var loaded) && (loaded.Checkpoint?.Version ?? -1) < checkpoint.Version)
                 await LoadAsync((runId, PolicySlot), loaded.Task.Spec, checkpoint, cancellationToken);
         }
+        catch (CheckpointStoreException)
+        {
+            // a transient version superseded and released before this announcement was read: nothing to load ahead
+            if (await store.ContainsAsync(checkpoint.Sha256, cancellationToken)) throw;
+        }
         finally
         {
             _gate.Release();

@@ -32,11 +32,13 @@ public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
             Console.WriteLine(JsonSerializer.Serialize(runs, ShowCommand.Json));
             return 0;
         }
+        var disk = await Runs.CheckpointPruning.DiskUsageAsync(options, store, cancellationToken);
         // Ids are shown by their last 12 hex digits (NewId puts the varying part last); `show` takes any unique prefix or suffix.
-        var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold reward");
+        var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold reward", "disk");
         foreach (var run in runs)
             table.AddRow(run.Id.ToString()[^12..], $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
-                Markup.Escape(run.Status), run.GradientSteps.ToString(), run.FinalGoldReward?.ToString("0.0000") ?? "-");
+                Markup.Escape(run.Status), run.GradientSteps.ToString(), run.FinalGoldReward?.ToString("0.0000") ?? "-",
+                Runs.CheckpointPruning.Size(disk.GetValueOrDefault(run.Id)));
         AnsiConsole.Write(table);
         return 0;
     }

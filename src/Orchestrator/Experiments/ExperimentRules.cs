@@ -21,6 +21,7 @@ internal static class ExperimentRules
         AtLeast<LoopSpec>("dataset_prompts", l => l.DatasetPrompts, 1),
         AtLeast<LoopSpec>("dataset_responses", l => l.DatasetResponses, 1),
         AtLeast<LoopSpec>("max_staleness", l => l.MaxStaleness, 0),
+        AtLeast<LoopSpec>("checkpoint_every", l => l.CheckpointEvery, 1),
         Positive<LoopSpec>("learning_rate", l => l.LearningRate),
         Positive<LoopSpec>("temperature", l => l.Temperature),
         MultipleOf("B", l => l.B, "C", l => l.C,

@@ -79,6 +79,7 @@ internal static class ExperimentSchema
         ["dataset_responses"] = Field.Int<LoopSpec>((s, v) => s with { DatasetResponses = v }),
         ["temperature"] = Field.Number<LoopSpec>((s, v) => s with { Temperature = v }),
         ["max_staleness"] = Field.Int<LoopSpec>((s, v) => s with { MaxStaleness = v }),
+        ["checkpoint_every"] = Field.Int<LoopSpec>((s, v) => s with { CheckpointEvery = v }),
     };
 
     public static readonly IReadOnlyDictionary<string, Field<MethodEntry>> Method = new Dictionary<string, Field<MethodEntry>>

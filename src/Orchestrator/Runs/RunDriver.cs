@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MassTransit;
 using PrefTune.Messages;
 using PrefTune.Orchestrator.Hosting;
+using PrefTune.Storage.Checkpoints;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -14,8 +15,10 @@ namespace PrefTune.Orchestrator.Runs;
 /// <para>Where D comes from is a <see cref="BatchSource"/>: fresh samples (possibly sampled ahead, up to
 /// max_staleness versions), the offline dataset, or the recorded batches of another run (a counterfactual
 /// replay). A run that stopped is resumed from its events by <see cref="ResumeAsync"/>.</para>
+/// <para>Checkpoints are kept every checkpoint_every steps and at the end (<see cref="CheckpointRetention"/>); the
+/// versions between are the run's transient copies, released as soon as no later batch samples from them.</para>
 /// </summary>
-public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases leases, ServiceRestarts restarts)
+public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases leases, ServiceRestarts restarts, ICheckpointStore checkpoints)
 {
     public async Task<RunOutcome> RunAsync(RunSpec spec, string transport, IProgress<RunProgress>? progress, CancellationToken ct) =>
         await StartAsync(spec, transport, null, progress, ct);
@@ -33,13 +36,20 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
         var next = pending?.Iteration ?? recorded.Assembled.Count;
         // refused (RunIsLiveException) while another process still drives the run
         var lease = await leases.AcquireAsync(run.RunId, ct);
+        // the oldest version a batch still to come samples from (K behind at most): it must be stored, or trained again
+        var sampledFrom = run.PublishedAtOrBefore(Math.Max(0, next * run.StepsPerIteration - run.Spec.Loop.MaxStaleness)).Version;
+        var restart = await RestartPointAsync(recorded, sampledFrom, ct);
+        var version = run.Policy!.Version;
         await journal.AppendAsync(run.RunId, ct, new RunResumed
         {
-            RunId = run.RunId, PolicyVersion = run.Policy!.Version, NextIteration = next,
+            RunId = run.RunId, PolicyVersion = version, NextIteration = next,
             PendingBatch = pending?.Batch.BatchId, ResumedAt = DateTimeOffset.UtcNow, Transport = transport,
+            RetrainedFrom = restart.Version < version ? restart.Version : null,
         });
         return await DriveAsync(run, clock, lease, async () =>
         {
+            if (restart.Version < version)
+                await RetrainAsync(run, recorded, restart, sampledFrom, ct);
             if (evaluationMissing)
                 await journal.AppendAsync(run.RunId, ct, await EvaluateAsync(run, ct));
             await TrainAsync(run, source, next, pending?.Batch, progress, ct);
@@ -88,6 +98,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
                 FinalGoldReward = run.Evaluations.LastOrDefault()?.MeanGoldReward,
                 CompletedAt = DateTimeOffset.UtcNow,
             }]);
+            await ReleaseAsync(run.RunId, int.MaxValue, ct); // the final checkpoint is kept: no transient copy is needed now
             return run.Outcome("completed", null, clock.Elapsed);
         }
         catch (Exception e) when (ct.IsCancellationRequested && e is not RunStoppedException)
@@ -130,6 +141,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
         {
             for (var iteration = start; iteration < iterations; iteration++)
             {
+                var last = iteration == iterations - 1;
                 source.RunAhead(run, iteration + (iteration == start && pending is not null ? 1 : 0), iterations, stop.Token);
                 var batch = iteration == start && pending is not null ? pending : await source.TakeAsync(run, iteration, stop.Token);
                 if (!batch.Recorded)
@@ -150,6 +162,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
                     RunId = run.RunId, BatchId = batch.BatchId, Iteration = iteration, Task = spec.Task, Method = spec.Method, Loop = loop,
                     Policy = run.Policy!, Reference = run.Reference!, Samples = batch.Samples, Seed = SeedFor(spec.Seed, iteration, 3),
                     TorchThreads = spec.TorchThreads,
+                    KeepCheckpoint = CheckpointRetention.Keeps(loop, run.Policy!.Version, run.Policy!.Version + run.StepsPerIteration, last),
                 }, ct);
                 run.Updates.AddRange(trained.Updates);
                 run.Policy = trained.Checkpoint;
@@ -158,7 +171,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
                     .. restarts.Drain(run.RunId)];
                 try
                 {
-                    if (EvaluationDue(run, trained.Steps, iteration == iterations - 1))
+                    if (EvaluationDue(run, trained.Steps, last))
                         learned.Add(await EvaluateAsync(run, ct));
                 }
                 finally
@@ -166,12 +179,72 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
                     // The updates were applied: they are recorded (with the evaluation when there is one) even if evaluating failed.
                     await journal.AppendAsync(run.RunId, learned, ct);
                 }
+                // Recorded: versions older than any later batch samples from (K behind at most) are needed by no one.
+                var oldestNeeded = run.PublishedAtOrBefore(Math.Max(0, (iteration + 1) * run.StepsPerIteration - loop.MaxStaleness));
+                await ReleaseAsync(run.RunId, Math.Min(oldestNeeded.Version, run.Policy.Version), ct);
                 progress?.Report(new RunProgress(run.RunId, spec.Label, run.Steps, loop.GradientSteps, run.Evaluations[^1].MeanGoldReward));
             }
         }
         finally
         {
             await stop.CancelAsync(); // batches sampled ahead that will never be trained
+        }
+    }
+
+    /// <summary>The newest recorded checkpoint to continue from: its weights and trainer state are still stored (the last
+    /// one, unless it was a transient copy that is gone: released, pruned, or lost with an unlogged table in a database
+    /// crash), and so are the weights of every version from <paramref name="sampledFrom"/> up to it, which the batches
+    /// still to come sample from. Version 0 always qualifies.</summary>
+    private async Task<CheckpointRef> RestartPointAsync(RecordedRun recorded, int sampledFrom, CancellationToken ct)
+    {
+        var weightsStored = new Dictionary<int, bool>();
+        foreach (var checkpoint in recorded.Checkpoints)
+            weightsStored[checkpoint.Version] = await checkpoints.ContainsAsync(checkpoint.Sha256, ct);
+        foreach (var checkpoint in recorded.Checkpoints.Reverse())
+            if (weightsStored[checkpoint.Version]
+                && (checkpoint.TrainerState is null || await checkpoints.ContainsAsync(checkpoint.TrainerState.Sha256, ct))
+                && weightsStored.All(v => v.Key < sampledFrom || v.Key >= checkpoint.Version || v.Value))
+                return checkpoint;
+        throw new InvalidOperationException($"run {recorded.Started.RunId}: none of its checkpoints is stored any more, not even version 0; "
+            + "it cannot be resumed (start it again)");
+    }
+
+    /// <summary>Trains the recorded batches after <paramref name="from"/> again, exactly as the run did (same samples and
+    /// seeds), checking each resulting hash against the recorded one, so the Learner holds the last recorded version.</summary>
+    private async Task RetrainAsync(RunState run, RecordedRun recorded, CheckpointRef from, int sampledFrom, CancellationToken ct)
+    {
+        var spec = run.Spec;
+        var policy = from;
+        foreach (var batch in recorded.Assembled)
+        {
+            if (!recorded.Trained.TryGetValue(batch.BatchId, out var original) || original.Checkpoint.Version <= from.Version) continue;
+            var trained = await stages.TrainAsync(new TrainPolicy
+            {
+                RunId = run.RunId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
+                Policy = policy, Reference = run.Reference!, Samples = recorded.SamplesOf(batch), Seed = SeedFor(spec.Seed, batch.Iteration, 3),
+                TorchThreads = spec.TorchThreads,
+                KeepCheckpoint = CheckpointRetention.Keeps(spec.Loop, policy.Version, original.Checkpoint.Version, last: false),
+            }, ct);
+            if (trained.Checkpoint.Sha256 != original.Checkpoint.Sha256)
+                throw new InvalidOperationException($"run {run.RunId}: re-training from version {from.Version} gave other weights at version "
+                    + $"{trained.Checkpoint.Version} ({trained.Checkpoint.Sha256[..12]}, recorded {original.Checkpoint.Sha256[..12]}); "
+                    + "the environment differs from the recorded one (see `preftune replay`)");
+            await ReleaseAsync(run.RunId, Math.Min(policy.Version, sampledFrom), ct);
+            policy = trained.Checkpoint;
+        }
+        run.Policy = policy;
+    }
+
+    /// <summary>Drops the run's transient copies below <paramref name="belowVersion"/>. A failure leaves them behind for
+    /// `preftune prune`, which is no reason to fail a run.</summary>
+    private async Task ReleaseAsync(Guid runId, int belowVersion, CancellationToken ct)
+    {
+        try
+        {
+            await checkpoints.ReleaseTransientAsync(runId, belowVersion, ct);
+        }
+        catch (CheckpointStoreException)
+        {
         }
     }
 
@@ -262,7 +335,7 @@ public sealed class RunDriver(Stages stages, EventJournal journal, RunLeases lea
     }
 
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
-    internal static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
+    public static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
 }
 
 /// <summary>A run was stopped by its owner (a signal, or the caller's token) and recorded as <see cref="RunStopped"/>.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MassTransit;
 using PrefTune.Messages;
+using PrefTune.Storage.Checkpoints;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -21,9 +22,10 @@ public sealed record ReplayReport(Guid RunId, IReadOnlyList<ReplayedCheckpoint> 
 /// `preftune replay RUN`: the Learner's trajectory rebuilt from the recorded batches alone (no Sampler, no
 /// Scorer): the policy is initialised from the run's seed, then every recorded batch is trained in order with
 /// the run's seeds, and each checkpoint's content hash is compared with the recorded one. The result is recorded
-/// on the run's stream as <see cref="RunReplayed"/>.
+/// on the run's stream as <see cref="RunReplayed"/>. It reads no recorded weights, so it works however many versions
+/// were never kept or were pruned; its own checkpoints are transient copies, released as it goes.
 /// </summary>
-public sealed class RunReplay(Stages stages, EventJournal journal)
+public sealed class RunReplay(Stages stages, EventJournal journal, ICheckpointStore checkpoints)
 {
     public async Task<ReplayReport> ReplayAsync(RecordedRun recorded, CancellationToken ct)
     {
@@ -39,17 +41,26 @@ public sealed class RunReplay(Stages stages, EventJournal journal)
             compared.Add(new ReplayedCheckpoint(0, initial.Policy.Sha256, initialized.Policy.Sha256));
 
         var policy = initialized.Policy;
-        foreach (var batch in recorded.Assembled)
+        try
         {
-            if (!recorded.Trained.TryGetValue(batch.BatchId, out var original)) break; // the run stopped before training it
-            var trained = await stages.TrainAsync(new TrainPolicy
+            foreach (var batch in recorded.Assembled)
             {
-                RunId = replayId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
-                Policy = policy, Reference = initialized.Reference, Samples = recorded.SamplesOf(batch),
-                Seed = RunDriver.SeedFor(spec.Seed, batch.Iteration, 3), TorchThreads = spec.TorchThreads,
-            }, ct);
-            compared.Add(new ReplayedCheckpoint(original.Checkpoint.Version, original.Checkpoint.Sha256, trained.Checkpoint.Sha256));
-            policy = trained.Checkpoint;
+                if (!recorded.Trained.TryGetValue(batch.BatchId, out var original)) break; // the run stopped before training it
+                var trained = await stages.TrainAsync(new TrainPolicy
+                {
+                    RunId = replayId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
+                    Policy = policy, Reference = initialized.Reference, Samples = recorded.SamplesOf(batch),
+                    Seed = RunDriver.SeedFor(spec.Seed, batch.Iteration, 3), TorchThreads = spec.TorchThreads,
+                    KeepCheckpoint = false, // re-derived to compare hashes; the run's own kept ones are stored already
+                }, ct);
+                compared.Add(new ReplayedCheckpoint(original.Checkpoint.Version, original.Checkpoint.Sha256, trained.Checkpoint.Sha256));
+                await checkpoints.ReleaseTransientAsync(replayId, trained.Checkpoint.Version, ct);
+                policy = trained.Checkpoint;
+            }
+        }
+        finally
+        {
+            await checkpoints.ReleaseTransientAsync(replayId, int.MaxValue, CancellationToken.None);
         }
 
         var started = recorded.Started.StartedAt;

@@ -20,6 +20,19 @@ public sealed class CachingCheckpointStore(ICheckpointStore inner, long maxBytes
         return reference;
     }
 
+    public async Task<CheckpointRef> PutTransientAsync(Guid runId, int version, byte[] bytes, CancellationToken cancellationToken)
+    {
+        var reference = await inner.PutTransientAsync(runId, version, bytes, cancellationToken);
+        Remember(reference.Sha256, bytes);
+        return reference;
+    }
+
+    /// <summary>Releases the stored copies; one still in memory here is still served (it is the same content).</summary>
+    public Task ReleaseTransientAsync(Guid runId, int belowVersion, CancellationToken cancellationToken) =>
+        inner.ReleaseTransientAsync(runId, belowVersion, cancellationToken);
+
+    public Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken) => inner.ContainsAsync(sha256, cancellationToken);
+
     public async Task<byte[]> GetAsync(CheckpointRef reference, CancellationToken cancellationToken)
     {
         lock (_gate)

@@ -10,9 +10,11 @@ namespace PrefTune.Storage.Checkpoints;
 /// Checkpoints in PostgreSQL beside the event store: every machine that reaches the database reaches the
 /// weights. A checkpoint is a header row plus bytea chunks of at most <see cref="ChunkSize"/> bytes, so
 /// hundreds of MB never travel as one value; the header is written last, in the same transaction, so a
-/// checkpoint is either whole or absent.
+/// checkpoint is either whole or absent. Kept checkpoints live in <c>checkpoints</c>; a run's transient
+/// copies in <c>checkpoint_transient</c>, keyed by run as well, and unlogged: they cost no write-ahead log,
+/// and a crash of PostgreSQL empties them, which is safe because a run re-trains them from its last kept one.
 /// </summary>
-public sealed class PostgresCheckpointStore : ICheckpointStore, IAsyncDisposable, IDisposable
+public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInventory, IAsyncDisposable, IDisposable
 {
     /// <summary>Largest chunk row.</summary>
     public const int ChunkSize = 8 * 1024 * 1024;
@@ -34,36 +36,58 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, IAsyncDisposable
 
     private string Headers => $"{_schema}.checkpoints";
     private string Chunks => $"{_schema}.checkpoint_chunks";
+    private string TransientHeaders => $"{_schema}.checkpoint_transient";
+    private string TransientChunks => $"{_schema}.checkpoint_transient_chunks";
 
     public static string UriOf(string hash) => $"pg://sha256/{hash}";
 
-    public async Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken)
+    public Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken) =>
+        PutAsync(null, version, bytes, cancellationToken);
+
+    public Task<CheckpointRef> PutTransientAsync(Guid runId, int version, byte[] bytes, CancellationToken cancellationToken) =>
+        PutAsync(runId, version, bytes, cancellationToken);
+
+    private async Task<CheckpointRef> PutAsync(Guid? run, int version, byte[] bytes, CancellationToken cancellationToken)
     {
         var hash = CheckpointHash.Of(bytes);
         var reference = new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(hash), Bytes = bytes.LongLength };
+        var (headers, chunkTable, key, keyValues) = run is not null
+            ? (TransientHeaders, TransientChunks, "run_id, ", "$4, ")
+            : (Headers, Chunks, "", "");
         await RunAsync(reference, async ct =>
         {
             await EnsureTablesAsync(ct);
             await using var connection = await _dataSource.OpenConnectionAsync(ct);
-            if (await HeaderAsync(connection, hash, ct) is not null) return true; // same content, already stored
+            await using var exists = new NpgsqlCommand($"select 1 from {headers} where sha256 = $1" + (run is null ? "" : " and run_id = $2"), connection);
+            exists.Parameters.Add(new NpgsqlParameter { Value = hash });
+            if (run is not null) exists.Parameters.Add(new NpgsqlParameter { Value = run.Value });
+            if (await exists.ExecuteScalarAsync(ct) is not null) return true; // same content, already stored
             await using var transaction = await connection.BeginTransactionAsync(ct);
             var chunks = 0;
             for (var offset = 0L; offset < bytes.LongLength || chunks == 0; offset += ChunkSize, chunks++)
             {
                 var length = (int)Math.Min(ChunkSize, bytes.LongLength - offset);
                 await using var insert = new NpgsqlCommand(
-                    $"insert into {Chunks} (sha256, chunk, data) values ($1, $2, $3) on conflict do nothing", connection, transaction);
+                    $"insert into {chunkTable} ({key}sha256, chunk, data) values ({keyValues}$1, $2, $3) on conflict do nothing", connection, transaction);
                 insert.Parameters.Add(new NpgsqlParameter { Value = hash });
                 insert.Parameters.Add(new NpgsqlParameter { Value = chunks });
                 insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = new ArraySegment<byte>(bytes, (int)offset, length) });
+                if (run is not null) insert.Parameters.Add(new NpgsqlParameter { Value = run.Value });
                 await insert.ExecuteNonQueryAsync(ct);
             }
-            await using (var header = new NpgsqlCommand(
-                $"insert into {Headers} (sha256, bytes, chunks) values ($1, $2, $3) on conflict do nothing", connection, transaction))
+            await using (var header = new NpgsqlCommand(run is null
+                ? $"insert into {headers} (sha256, bytes, chunks) values ($1, $2, $3) on conflict do nothing"
+                : $"insert into {headers} (run_id, sha256, bytes, chunks, version) values ($4, $1, $2, $3, $5) on conflict do nothing",
+                connection, transaction))
             {
                 header.Parameters.Add(new NpgsqlParameter { Value = hash });
                 header.Parameters.Add(new NpgsqlParameter { Value = bytes.LongLength });
                 header.Parameters.Add(new NpgsqlParameter { Value = chunks });
+                if (run is not null)
+                {
+                    header.Parameters.Add(new NpgsqlParameter { Value = run.Value });
+                    header.Parameters.Add(new NpgsqlParameter { Value = version });
+                }
                 await header.ExecuteNonQueryAsync(ct);
             }
             await transaction.CommitAsync(ct);
@@ -79,13 +103,19 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, IAsyncDisposable
         {
             await EnsureTablesAsync(ct);
             await using var connection = await _dataSource.OpenConnectionAsync(ct);
-            var (length, chunks) = await HeaderAsync(connection, hash, ct)
-                ?? throw new CheckpointStoreException($"checkpoint {reference.Uri} not found in {Headers}");
+            // one snapshot for header and chunks: a transient copy released meanwhile is either wholly there or absent
+            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+            var (length, chunks, run) = await HeaderAsync(connection, hash, ct)
+                ?? throw new CheckpointStoreException($"checkpoint {reference.Uri} not found in {Headers} (nor as a transient copy: "
+                    + "only versions kept every checkpoint_every steps stay stored)");
             var buffer = new byte[length];
             var offset = 0;
             var seen = 0;
-            await using var select = new NpgsqlCommand($"select data from {Chunks} where sha256 = $1 order by chunk", connection);
+            await using var select = new NpgsqlCommand(run is null
+                ? $"select data from {Chunks} where sha256 = $1 order by chunk"
+                : $"select data from {TransientChunks} where sha256 = $1 and run_id = $2 order by chunk", connection);
             select.Parameters.Add(new NpgsqlParameter { Value = hash });
+            if (run is { } owner) select.Parameters.Add(new NpgsqlParameter { Value = owner });
             await using var reader = await select.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
             while (await reader.ReadAsync(ct))
             {
@@ -105,13 +135,113 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, IAsyncDisposable
         return CheckpointHash.Verify(reference, bytes);
     }
 
-    private async Task<(int Length, int Chunks)?> HeaderAsync(NpgsqlConnection connection, string hash, CancellationToken ct)
+    public async Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand($"select bytes, chunks from {Headers} where sha256 = $1", connection);
+        var reference = new CheckpointRef { Version = 0, Sha256 = sha256, Uri = UriOf(sha256), Bytes = 0 };
+        CheckpointHash.Validate(reference);
+        return await RunAsync(reference, async ct =>
+        {
+            await EnsureTablesAsync(ct);
+            await using var connection = await _dataSource.OpenConnectionAsync(ct);
+            return await HeaderAsync(connection, sha256, ct) is not null;
+        }, cancellationToken);
+    }
+
+    public async Task ReleaseTransientAsync(Guid runId, int belowVersion, CancellationToken cancellationToken)
+    {
+        var reference = new CheckpointRef { Version = belowVersion, Sha256 = "", Uri = $"pg://transient/{runId}", Bytes = 0 };
+        await RunAsync(reference, async ct =>
+        {
+            await EnsureTablesAsync(ct);
+            await using var connection = await _dataSource.OpenConnectionAsync(ct);
+            await using var delete = new NpgsqlCommand($"""
+                with gone as (delete from {TransientHeaders} where run_id = $1 and version < $2 returning sha256)
+                delete from {TransientChunks} c using gone where c.run_id = $1 and c.sha256 = gone.sha256
+                """, connection);
+            delete.Parameters.Add(new NpgsqlParameter { Value = runId });
+            delete.Parameters.Add(new NpgsqlParameter { Value = belowVersion });
+            if (await delete.ExecuteNonQueryAsync(ct) == 0) return true;
+            // Deleted rows are reusable space only once vacuumed; autovacuum comes too late for a copy per step, and the
+            // table would grow by every version meanwhile. A plain vacuum of a table this small takes milliseconds.
+            await using var vacuum = new NpgsqlCommand($"vacuum {TransientHeaders}, {TransientChunks}", connection);
+            await vacuum.ExecuteNonQueryAsync(ct);
+            return true;
+        }, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<StoredCheckpoint>> ListAsync(CancellationToken cancellationToken)
+    {
+        var reference = new CheckpointRef { Version = 0, Sha256 = "", Uri = $"pg://{Headers}", Bytes = 0 };
+        return await RunAsync(reference, async ct =>
+        {
+            await EnsureTablesAsync(ct);
+            await using var connection = await _dataSource.OpenConnectionAsync(ct);
+            await using var select = new NpgsqlCommand($"""
+                select sha256, bytes, null::uuid, null::integer, created_at from {Headers}
+                union all
+                select sha256, bytes, run_id, version, created_at from {TransientHeaders}
+                """, connection);
+            await using var reader = await select.ExecuteReaderAsync(ct);
+            var copies = new List<StoredCheckpoint>();
+            while (await reader.ReadAsync(ct))
+                copies.Add(new StoredCheckpoint(reader.GetString(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
+                    reader.IsDBNull(3) ? null : reader.GetInt32(3), reader.GetFieldValue<DateTimeOffset>(4)));
+            return (IReadOnlyList<StoredCheckpoint>)copies;
+        }, cancellationToken);
+    }
+
+    /// <summary>Deletes the copies, then rewrites the checkpoint tables (VACUUM FULL: a short exclusive lock) so that the
+    /// data folder shrinks; a plain delete would only let PostgreSQL reuse the space.</summary>
+    public async Task DeleteAsync(IReadOnlyCollection<StoredCheckpoint> copies, CancellationToken cancellationToken)
+    {
+        var reference = new CheckpointRef { Version = 0, Sha256 = "", Uri = $"pg://{Headers}", Bytes = 0 };
+        await RunAsync(reference, async ct =>
+        {
+            await EnsureTablesAsync(ct);
+            await using var connection = await _dataSource.OpenConnectionAsync(ct);
+            var kept = copies.Where(c => c.TransientFor is null).Select(c => c.Sha256).ToArray();
+            var transient = copies.Where(c => c.TransientFor is not null).ToArray();
+            await using (var transaction = await connection.BeginTransactionAsync(ct))
+            {
+                // one statement per command: positional parameters allow no more
+                foreach (var table in new[] { Headers, Chunks })
+                {
+                    await using var deleteKept = new NpgsqlCommand($"delete from {table} where sha256 = any($1)", connection, transaction);
+                    deleteKept.Parameters.Add(new NpgsqlParameter { Value = kept });
+                    await deleteKept.ExecuteNonQueryAsync(ct);
+                }
+                foreach (var table in new[] { TransientHeaders, TransientChunks })
+                {
+                    await using var deleteTransient = new NpgsqlCommand($"""
+                        delete from {table} t using unnest($1::uuid[], $2::text[]) as gone(run_id, sha256)
+                            where t.run_id = gone.run_id and t.sha256 = gone.sha256
+                        """, connection, transaction);
+                    deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.TransientFor!.Value).ToArray() });
+                    deleteTransient.Parameters.Add(new NpgsqlParameter { Value = transient.Select(c => c.Sha256).ToArray() });
+                    await deleteTransient.ExecuteNonQueryAsync(ct);
+                }
+                await transaction.CommitAsync(ct);
+            }
+            await using var vacuum = new NpgsqlCommand($"vacuum full {Headers}, {Chunks}, {TransientHeaders}, {TransientChunks}", connection);
+            vacuum.CommandTimeout = 0;
+            await vacuum.ExecuteNonQueryAsync(ct);
+            return true;
+        }, cancellationToken);
+    }
+
+    /// <summary>The kept copy's header, else any run's transient copy's (with that run).</summary>
+    private async Task<(int Length, int Chunks, Guid? Run)?> HeaderAsync(NpgsqlConnection connection, string hash, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"""
+            select bytes, chunks, null::uuid, 0 from {Headers} where sha256 = $1
+            union all
+            select bytes, chunks, run_id, 1 from {TransientHeaders} where sha256 = $1
+            order by 4 limit 1
+            """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = hash });
         await using var reader = await command.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct)) return null;
-        return (checked((int)reader.GetInt64(0)), reader.GetInt32(1));
+        return (checked((int)reader.GetInt64(0)), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
     }
 
     private async Task EnsureTablesAsync(CancellationToken ct)
@@ -137,6 +267,21 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, IAsyncDisposable
                     chunk integer not null,
                     data bytea not null,
                     primary key (sha256, chunk));
+                create unlogged table if not exists {TransientHeaders} (
+                    run_id uuid not null,
+                    sha256 text not null,
+                    version integer not null,
+                    bytes bigint not null,
+                    chunks integer not null,
+                    created_at timestamptz not null default now(),
+                    primary key (run_id, sha256));
+                create index if not exists checkpoint_transient_sha256 on {TransientHeaders} (sha256);
+                create unlogged table if not exists {TransientChunks} (
+                    run_id uuid not null,
+                    sha256 text not null,
+                    chunk integer not null,
+                    data bytea not null,
+                    primary key (run_id, sha256, chunk));
                 """, connection, transaction);
             await create.ExecuteNonQueryAsync(ct);
             await transaction.CommitAsync(ct);

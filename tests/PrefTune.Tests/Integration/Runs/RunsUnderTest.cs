@@ -1,8 +1,10 @@
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Hosting;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.ServiceDefaults;
 using PrefTune.Tests.Integration.Pipeline;
 using PrefTune.Tests.Integration.Servers;
+using Xunit;
 
 namespace PrefTune.Tests.Integration.Runs;
 
@@ -21,10 +23,32 @@ internal static class RunsUnderTest
             Loop = TinyRuns.Bandit(method, DataSource.Online, steps).Loop with { B = 10, M = 10, T = 1, EvalEvery = 8, MaxStaleness = maxStaleness },
         };
 
+    /// <summary>Runs <paramref name="spec"/> until it has recorded <paramref name="atStep"/> gradient steps, then cancels it as if
+    /// its Orchestrator died there (nothing more is recorded); returns the run's id.</summary>
+    public static async Task<Guid> InterruptAsync(PipelineSession session, RunSpec spec, int atStep)
+    {
+        using var crash = new CancellationTokenSource();
+        var progress = new SynchronousProgress(p => { if (p.Step >= atStep) crash.Cancel(); });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.RunAsync(spec, progress, crash.Token));
+        return progress.RunId;
+    }
+
     /// <summary>Per training batch: the learner's version when it was handed over minus each of its samples' sampling version.</summary>
     public static List<int> BatchStaleness(RecordedRun run)
     {
         var sampledAt = run.Events.OfType<RolloutsGenerated>().SelectMany(g => g.Rollouts).ToDictionary(r => r.SampleId, r => r.PolicyVersion);
         return run.Assembled.SelectMany(a => a.SampleIds.Select(id => a.PolicyVersion - sampledAt[id])).ToList();
+    }
+}
+
+/// <summary>Progress reported on the caller's thread, so a test can cancel a run at an exact step (an Orchestrator that dies there).</summary>
+internal sealed class SynchronousProgress(Action<RunProgress> report) : IProgress<RunProgress>
+{
+    public Guid RunId { get; private set; }
+
+    public void Report(RunProgress value)
+    {
+        RunId = value.RunId;
+        report(value);
     }
 }

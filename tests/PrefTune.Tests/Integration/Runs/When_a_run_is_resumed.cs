@@ -28,12 +28,7 @@ public sealed class When_a_run_is_resumed(PostgresServer postgres)
 
         Guid runId;
         await using (var first = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None))
-        {
-            using var crash = new CancellationTokenSource();
-            var progress = new SynchronousProgress(p => { if (p.Step >= 8) crash.Cancel(); });
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.RunAsync(spec, progress, crash.Token));
-            runId = progress.RunId;
-        }
+            runId = await RunsUnderTest.InterruptAsync(first, spec, atStep: 8);
 
         await using var second = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
         var stopped = (await RecordedRun.LoadAsync(second.Store, runId, CancellationToken.None))!;
@@ -59,17 +54,5 @@ public sealed class When_a_run_is_resumed(PostgresServer postgres)
         var recorded = (await RecordedRun.LoadAsync(session.Store, done.RunId, CancellationToken.None))!;
         var error = await Assert.ThrowsAsync<ArgumentException>(() => session.ResumeAsync(recorded, null, CancellationToken.None));
         Assert.Contains(done.RunId.ToString(), error.Message);
-    }
-
-    /// <summary>Progress reported on the caller's thread, so the test can cancel at an exact step.</summary>
-    private sealed class SynchronousProgress(Action<RunProgress> report) : IProgress<RunProgress>
-    {
-        public Guid RunId { get; private set; }
-
-        public void Report(RunProgress value)
-        {
-            RunId = value.RunId;
-            report(value);
-        }
     }
 }

@@ -87,6 +87,46 @@ public abstract class CheckpointStoreContract(ITestOutputHelper output)
         Assert.Contains(bad.Uri, error.Message);
     }
 
+    [Fact]
+    public async Task Should_read_a_transient_copy_by_hash_until_its_run_releases_it()
+    {
+        var run = Guid.NewGuid();
+        var bytes = Bytes(3000, seed: 5);
+        var reference = await Store.PutTransientAsync(run, 3, bytes, CancellationToken.None);
+
+        Assert.Equal(bytes, await Store.GetAsync(reference, CancellationToken.None));
+        var listed = Assert.Single(await Inventory.ListAsync(CancellationToken.None), c => c.Sha256 == reference.Sha256);
+        Assert.Equal((run, 3, 3000L), (listed.TransientFor, listed.Version, listed.Bytes));
+        await Store.ReleaseTransientAsync(run, 3, CancellationToken.None);             // only versions below 3
+        Assert.True(await Store.ContainsAsync(reference.Sha256, CancellationToken.None));
+        await Store.ReleaseTransientAsync(run, 4, CancellationToken.None);
+        Assert.False(await Store.ContainsAsync(reference.Sha256, CancellationToken.None));
+        await Assert.ThrowsAsync<CheckpointStoreException>(() => Store.GetAsync(reference, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Should_release_a_runs_own_copies_only_and_delete_exactly_the_listed_ones()
+    {
+        var (first, second) = (Guid.NewGuid(), Guid.NewGuid());
+        var shared = Bytes(2000, seed: 6);
+        var transient = await Store.PutTransientAsync(first, 1, shared, CancellationToken.None);
+        await Store.PutTransientAsync(second, 1, shared, CancellationToken.None);     // another run, the same weights
+        var kept = await Store.PutAsync(1, Bytes(2000, seed: 7), CancellationToken.None);
+        var other = await Store.PutAsync(2, Bytes(2000, seed: 8), CancellationToken.None);
+
+        await Store.ReleaseTransientAsync(first, int.MaxValue, CancellationToken.None);
+        Assert.Equal(shared, await Store.GetAsync(transient, CancellationToken.None)); // the second run's copy
+        Assert.Equal([second], (await Inventory.ListAsync(CancellationToken.None)).Where(c => c.Sha256 == transient.Sha256).Select(c => c.TransientFor));
+
+        var listed = await Inventory.ListAsync(CancellationToken.None);
+        await Inventory.DeleteAsync(listed.Where(c => c.Sha256 == kept.Sha256 || c.TransientFor == second).ToList(), CancellationToken.None);
+        Assert.False(await Store.ContainsAsync(kept.Sha256, CancellationToken.None));
+        Assert.False(await Store.ContainsAsync(transient.Sha256, CancellationToken.None));
+        Assert.True(await Store.ContainsAsync(other.Sha256, CancellationToken.None));
+    }
+
+    private ICheckpointInventory Inventory => (ICheckpointInventory)Store;
+
     private static byte[] Bytes(int length, int seed)
     {
         var bytes = new byte[length];

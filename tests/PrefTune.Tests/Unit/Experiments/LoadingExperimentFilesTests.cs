@@ -90,6 +90,7 @@ public class Loading_a_file_with_every_block
           dataset_prompts: 16
           dataset_responses: 4
           temperature: 0.5
+          checkpoint_every: 25
         methods:
           - name: dpo
             data: offline
@@ -115,7 +116,7 @@ public class Loading_a_file_with_every_block
         Assert.Equal(new LoopSpec
         {
             B = 40, C = 4, M = 20, T = 1, GradientSteps = 100, LearningRate = 0.0005, EvalEvery = 5, EvalSamples = 200,
-            DatasetPrompts = 16, DatasetResponses = 4, Temperature = 0.5,
+            DatasetPrompts = 16, DatasetResponses = 4, Temperature = 0.5, CheckpointEvery = 25,
         }, run.Loop);
         Assert.Equal("offline dpo", run.Label);
         Assert.Equal(DataSource.Offline, run.Method.Data);

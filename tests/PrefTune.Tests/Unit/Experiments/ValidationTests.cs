@@ -119,6 +119,7 @@ public class Loading_a_file_with_a_value_out_of_range
     [InlineData("M: 10", "M: -1", "loop.M", "M = -1 is below 1")]
     [InlineData("M: 10", "M: 10\n  T: 0", "loop.T", "T = 0 is below 1")]
     [InlineData("M: 10", "M: 10\n  gradient_steps: 0", "loop.gradient_steps", "gradient_steps = 0 is below 1")]
+    [InlineData("M: 10", "M: 10\n  checkpoint_every: 0", "loop.checkpoint_every", "checkpoint_every = 0 is below 1")]
     [InlineData("M: 10", "M: 10\n  learning_rate: 0", "loop.learning_rate", "learning_rate = 0 is not positive")]
     [InlineData("M: 10", "M: 10\n  temperature: -1", "loop.temperature", "temperature = -1 is not positive")]
     [InlineData("kind: bandit", "kind: bandit\n  bandit: { reward_width: 0 }", "task.bandit.reward_width", "reward_width = 0 is not positive")]

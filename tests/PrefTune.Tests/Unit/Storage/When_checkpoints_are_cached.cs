@@ -24,6 +24,8 @@ public sealed class When_checkpoints_are_cached
             Gets++;
             return Task.FromResult(_stored[reference.Sha256]);
         }
+
+        public Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken) => Task.FromResult(_stored.ContainsKey(sha256));
     }
 
     [Fact]
