@@ -70,18 +70,24 @@ public static class Attention
     /// softmax(q k^T / sqrt(hs) + mask) v with grouped-query attention: q (B, nh, T, hs); k, v (B, nkv, S, hs),
     /// query head h reading kv head h / (nh / nkv) (HF's repeat_kv) -> (B, T, nh * hs), the heads side by side.
     /// </summary>
+    /// <remarks>
+    /// Instead of copying each kv head nh / nkv times (repeat_kv), the g query heads that share a kv head are stacked
+    /// along the query axis, (B, nkv, g * T, hs): the same scores without copying the cache at every step.
+    /// </remarks>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionInputs inputs)
     {
         using var scope = NewDisposeScope();
         var (b, nh, t, hs) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
-        var groups = nh / k.shape[1];
-        if (groups > 1)
+        var nkv = k.shape[1];
+        var g = nh / nkv;
+        var mask = inputs.Mask;                                                        // (B or 1, 1, T, S)
+        if (g > 1)
         {
-            k = k.repeat_interleave(groups, 1);   // (B, nh, S, hs)
-            v = v.repeat_interleave(groups, 1);   // (B, nh, S, hs)
+            q = q.reshape(b, nkv, g * t, hs);                                          // (B, nkv, g * T, hs): head kv * g + i, query i
+            mask = mask.repeat(1, 1, g, 1);                                            // (B or 1, 1, g * T, S)
         }
-        var y = F.scaled_dot_product_attention(q, k, v, attn_mask: inputs.Mask);   // (B, nh, T, hs)
-        return y.transpose(1, 2).reshape(b, t, nh * hs).MoveToOuterDisposeScope();  // (B, T, nh * hs)
+        var y = F.scaled_dot_product_attention(q, k, v, attn_mask: mask);             // (B, nkv, g * T, hs)
+        return y.reshape(b, nh, t, hs).transpose(1, 2).reshape(b, t, nh * hs).MoveToOuterDisposeScope();   // (B, T, nh * hs)
     }
 }
 

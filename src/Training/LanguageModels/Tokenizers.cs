@@ -173,3 +173,15 @@ public sealed class Llama2cTokenizer : ITextTokenizer
 
     public void Dispose() { }
 }
+
+/// <summary>Checks that pair a tokenizer with a model.</summary>
+public static class TokenizerChecks
+{
+    /// <summary>Every id the tokenizer can produce must index the model's embedding.</summary>
+    public static void EnsureFits(ITextTokenizer tokenizer, LanguageModelConfig model, string tokenizerFile)
+    {
+        if (tokenizer.VocabSize > model.VocabSize)
+            throw new ModelLoadException(tokenizerFile, null,
+                $"the tokenizer has {tokenizer.VocabSize} tokens but {model.Architecture} embeds only {model.VocabSize}: not this model's tokenizer");
+    }
+}
