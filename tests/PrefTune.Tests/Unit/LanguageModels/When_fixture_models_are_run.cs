@@ -1,11 +1,12 @@
 using Xunit;
+using Xunit.Abstractions;
 using PrefTune.Training.LanguageModels;
 using static TorchSharp.torch;
 
 namespace PrefTune.Tests.Unit.LanguageModels;
 
 /// <summary>The tiny random models against the outputs of Hugging Face transformers' own modeling code (expected.json).</summary>
-public class When_fixture_models_are_run
+public class When_fixture_models_are_run(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-4;
 
@@ -21,10 +22,12 @@ public class When_fixture_models_are_run
         foreach (var c in expected["cases"]!.AsArray())
         {
             var diff = Fixtures.MaxDiff(Fixtures.Logits(model, Fixtures.Ints(c!["input_ids"])), Fixtures.Rows(c["logits"]));
+            output.WriteLine($"{name} {c["name"]}: max |logit diff| {diff:g3}");
             Assert.True(diff < Tolerance, $"{name} {c["name"]}: max |logit diff| {diff:g3}");
         }
         var greedy = expected["greedy"]!;
         var full = Fixtures.MaxDiff(Fixtures.Logits(model, Fixtures.Ints(greedy["sequence"])), Fixtures.Rows(greedy["logits_of_full_sequence"]));
+        output.WriteLine($"{name} 17-token sequence: max |logit diff| {full:g3}");
         Assert.True(full < Tolerance, $"{name} 17-token sequence: max |logit diff| {full:g3}");
     }
 
@@ -65,6 +68,7 @@ public class When_fixture_models_are_run
                 var real = Fixtures.Ints(rows[i]!["real_positions"]);
                 var actual = real.Select(p => logits[i, p].data<float>().ToArray()).ToArray();
                 var diff = Fixtures.MaxDiff(actual, Fixtures.Rows(rows[i]!["logits"]));
+                output.WriteLine($"{name} padded row {i}: max |logit diff| {diff:g3}");
                 Assert.True(diff < Tolerance, $"{name} padded row {i}: max |logit diff| {diff:g3}");
             }
         }
@@ -89,6 +93,7 @@ public class When_fixture_models_are_run
             var ids = Fixtures.Ints(c!["input_ids"]);
             var input = tensor(ids.Select(x => (long)x).ToArray(), [1, ids.Length]);
             var score = model.Scores(input)[0, 0].item<float>();
+            output.WriteLine($"{c["name"]}: |score diff| {Math.Abs(score - c["score"]!.GetValue<double>()):g3}");
             Assert.True(Math.Abs(score - c["score"]!.GetValue<double>()) < Tolerance, $"{c["name"]}: score {score} vs {c["score"]}");
             var perPosition = model.forward(input)[0].squeeze(-1).data<float>().ToArray();   // (T)
             var expectedPerPosition = c["per_position_scores"]!.AsArray().Select(x => (float)x!.GetValue<double>()).ToArray();
@@ -102,6 +107,7 @@ public class When_fixture_models_are_run
         var withPositions = batch["variants"]!.AsArray().Single(v => v!["label"]!.GetValue<string>() == "with_position_ids")!;
         var scores = model.Scores(batchIds, mask).squeeze(-1).data<float>().ToArray();
         var expectedScores = withPositions["scores"]!.AsArray().Select(x => (float)x!.GetValue<double>()).ToArray();
+        output.WriteLine($"padded batch: max |score diff| {Fixtures.MaxDiff([scores], [expectedScores]):g3}");
         Assert.True(Fixtures.MaxDiff([scores], [expectedScores]) < Tolerance, $"padded batch scores {string.Join(", ", scores)}");
     }
 }

@@ -1,10 +1,11 @@
 using PrefTune.Training.LanguageModels;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace PrefTune.Tests.Unit.LanguageModels;
 
 /// <summary>stories260K, a real pretrained Llama, from both its formats against llama2.c's own run.c outputs (expected.json).</summary>
-public class When_stories260K_is_loaded
+public class When_stories260K_is_loaded(ITestOutputHelper output)
 {
     public static TheoryData<string> Formats => new() { "hf", "llama2c" };
 
@@ -29,6 +30,7 @@ public class When_stories260K_is_loaded
             var row = logits[at!["position"]!.GetValue<int>()];
             var top5 = at["top5"]!.AsArray();
             Assert.Equal(top5.Select(e => e!["id"]!.GetValue<int>()), row.Select((v, id) => (v, id)).OrderByDescending(x => x.v).Take(5).Select(x => x.id));
+            output.WriteLine($"{format} position {at["position"]}: max |top-5 logit diff| {top5.Max(e => Math.Abs(row[e!["id"]!.GetValue<int>()] - e["logit"]!.GetValue<double>())):g3}");
             foreach (var e in top5)
                 Assert.True(Math.Abs(row[e!["id"]!.GetValue<int>()] - e["logit"]!.GetValue<double>()) < 1e-4, $"{format}: logit of {e["id"]} at {at["position"]}");
         }
@@ -43,6 +45,7 @@ public class When_stories260K_is_loaded
         using var llama2c = Fixtures.Load(Fixtures.StoriesBin);
         Assert.Equal(40, sequence.Length);
         var diff = Fixtures.MaxDiff(Fixtures.Logits(hf, sequence), Fixtures.Logits(llama2c, sequence));
+        output.WriteLine($"max |logit diff| between the formats over 40 positions: {diff:g3}");
         Assert.True(diff < 1e-4, $"max |logit diff| between the formats {diff:g3}");
         Assert.True(hf.Config.TieWordEmbeddings && llama2c.Config.TieWordEmbeddings);
     }
