@@ -15,6 +15,7 @@ app.Configure(config =>
     config.AddCommand<MethodsCommand>("methods").WithDescription("The methods and where each sits on the three axes.");
     config.AddCommand<ServeCommand>("serve").WithDescription("Run stage services (sampler, scorer, learner) against a broker.");
     config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");
+    config.AddCommand<GenerateCommand>("generate").WithDescription("Sample text from a language model (a Hugging Face directory or a llama2.c checkpoint): the first check on a model.");
     config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });
 return await CliErrors.RunAsync(() => app.RunAsync(args));

@@ -36,6 +36,9 @@ public static class Checkpoints
         try { json = JsonNode.Parse(File.ReadAllText(configFile)) as JsonObject ?? throw new JsonException("not a JSON object"); }
         catch (JsonException e) { throw new ModelLoadException(configFile, null, "not valid JSON: " + e.Message); }
         var config = LanguageModelConfig.FromHfConfig(json, configFile);
+        var generationFile = Path.Combine(directory, "generation_config.json");
+        if (File.Exists(generationFile) && JsonNode.Parse(File.ReadAllText(generationFile))?["eos_token_id"] is { } stop)
+            config = config with { StopIds = LanguageModelConfig.TokenIds(stop) };
 
         var entries = ReadEntries(directory);
         var model = new LanguageModel(config);
@@ -52,15 +55,20 @@ public static class Checkpoints
     }
 
     /// <summary>
-    /// Saves as a Hugging Face model directory: config.json (the model's own, with the fields PrefTune reads set to
-    /// its values) and model.safetensors (float32; a tied head is not written, as save_pretrained does).
+    /// Saves as a Hugging Face model directory: config.json (the model's own), generation_config.json (its stop ids)
+    /// and model.safetensors (float32; a tied head is not written, as save_pretrained does).
     /// </summary>
     public static void SaveHf(LanguageModel model, string directory)
     {
         Directory.CreateDirectory(directory);
         var json = model.Config.HfConfig.DeepClone().AsObject();
         json["torch_dtype"] = "float32";
-        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var indented = new JsonSerializerOptions { WriteIndented = true };
+        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(indented));
+        // Where HF's generate reads which ids end a response (stories260K from llama2.c: BOS).
+        var generation = new JsonObject { ["eos_token_id"] = new JsonArray(model.Config.StopIds.Select(id => (JsonNode)id).ToArray()) };
+        if (model.Config.BosTokenId is { } bos) generation["bos_token_id"] = bos;
+        File.WriteAllText(Path.Combine(directory, "generation_config.json"), generation.ToJsonString(indented));
         using var scope = NewDisposeScope();
         var state = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
         using var stream = new FileStream(Path.Combine(directory, "model.safetensors"), FileMode.Create, FileAccess.Write);

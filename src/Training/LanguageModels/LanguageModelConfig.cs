@@ -55,8 +55,21 @@ public sealed record LanguageModelConfig
     /// <summary>eos_token_id (an int or a list in config.json).</summary>
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public int? PadTokenId { get; init; }
+    /// <summary>
+    /// The ids that end a response, a model setting: generation_config.json's eos_token_id when the directory has
+    /// one, else config.json's; a llama2.c checkpoint ends on BOS (1), as run.c does.
+    /// </summary>
+    public IReadOnlyList<int> StopIds { get; init; } = [];
     /// <summary>The config.json this was read from (or the one written for a llama2.c checkpoint).</summary>
     public required JsonObject HfConfig { get; init; }
+
+    /// <summary>An id field that config.json and generation_config.json write as an int or a list of ints.</summary>
+    public static int[] TokenIds(JsonNode? node) => node switch
+    {
+        JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
+        JsonValue v => [v.GetValue<int>()],
+        _ => [],
+    };
 
     /// <summary>Reads a Hugging Face config.json; an architecture or setting PrefTune does not implement fails here.</summary>
     public static LanguageModelConfig FromHfConfig(JsonObject json, string file)
@@ -87,12 +100,7 @@ public sealed record LanguageModelConfig
         var hidden = Int("hidden_size");
         var heads = Int("num_attention_heads");
         var headDim = OptionalInt("head_dim") ?? hidden / heads;
-        var eos = json["eos_token_id"] switch
-        {
-            JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
-            JsonValue v => [v.GetValue<int>()],
-            _ => Array.Empty<int>(),
-        };
+        var eos = TokenIds(json["eos_token_id"]);
         var numLabels = json["num_labels"] is JsonValue n ? n.GetValue<int>() : (json["id2label"] as JsonObject)?.Count ?? 2;
         return new LanguageModelConfig
         {
@@ -118,6 +126,7 @@ public sealed record LanguageModelConfig
             BosTokenId = OptionalInt("bos_token_id"),
             EosTokenIds = eos,
             PadTokenId = OptionalInt("pad_token_id"),
+            StopIds = eos,
             HfConfig = json,
         };
     }

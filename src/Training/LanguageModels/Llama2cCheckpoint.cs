@@ -108,7 +108,7 @@ public static class Llama2cCheckpoint
             ["eos_token_id"] = 2,
             ["torch_dtype"] = "float32",
         };
-        return LanguageModelConfig.FromHfConfig(json, "llama2.c header");
+        return LanguageModelConfig.FromHfConfig(json, "llama2.c header") with { StopIds = [StopId] };
     }
 
     /// <summary>The first array that does not fit in a file of <paramref name="length"/> bytes, to name in the error.</summary>

@@ -22,6 +22,7 @@ public sealed class When_a_model_is_saved : IDisposable
         Assert.True(File.Exists(Path.Combine(dir, "config.json")));
         using var loaded = Fixtures.Load(dir);
         Assert.Equal(model.Config.Architecture, loaded.Config.Architecture);
+        Assert.Equal(model.Config.StopIds, loaded.Config.StopIds);
         Assert.Equal(model.state_dict().Keys.Order(), Checkpoints.ReadHeader(Path.Combine(dir, "model.safetensors")).Select(e => e.Name).Order());
         int[] ids = [3, 17, 42, 5, 11, 60, 2, 9];
         Assert.Equal(0, Fixtures.MaxDiff(Fixtures.Logits(model, ids), Fixtures.Logits(loaded, ids)));
@@ -29,6 +30,7 @@ public sealed class When_a_model_is_saved : IDisposable
         {
             // llama2.c's shared classifier is written as HF writes a tied model: no lm_head.weight in the file.
             Assert.True(loaded.Config.TieWordEmbeddings);
+            Assert.Equal([Llama2cCheckpoint.StopId], loaded.Config.StopIds);
             Assert.DoesNotContain(Checkpoints.ReadHeader(Path.Combine(dir, "model.safetensors")), e => e.Name == "lm_head.weight");
         }
     }
