@@ -40,14 +40,17 @@ public sealed class LanguageModel : nn.Module
     /// <summary>
     /// Head outputs at every position of this call's tokens: ids (B, T) int64 -> (B, T, V) logits, or (B, T, num_labels)
     /// scores for a sequence classifier. attentionMask: (B, cached + T) 1 on real tokens, 0 on (left) padding, or
-    /// null. positionIds: (B, T); by default HF's <c>cumsum(mask) - 1</c> with pads at 1 (no cache), or cached..cached+T-1.
+    /// null. positionIds: (B, T); by default HF's <c>cumsum(mask) - 1</c> with pads at 1 (this call's columns of it), or
+    /// cached..cached+T-1 without a mask.
     /// </summary>
     public Tensor forward(Tensor ids, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
-        positionIds ??= attentionMask is not null && cache is null
-            ? PositionsFromMask(attentionMask)
-            : arange(cache?.Length ?? 0, (cache?.Length ?? 0) + ids.shape[1], dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(ids.shape[0], -1);
+        var t = ids.shape[1];
+        var start = cache?.Length ?? 0;
+        positionIds ??= attentionMask is not null
+            ? PositionsFromMask(attentionMask).narrow(1, attentionMask.shape[1] - t, t)   // the mask covers the cached slots too
+            : arange(start, start + t, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(ids.shape[0], -1);
         var hidden = backbone.forward(ids, positionIds, attentionMask, cache);   // (B, T, C)
         var output = head is null ? F.linear(hidden, backbone.TokenEmbedding) : head.forward(hidden);
         return output.MoveToOuterDisposeScope();

@@ -27,9 +27,9 @@ public sealed class LlamaRMSNorm : nn.Module
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var x32 = x.to_type(ScalarType.Float32);
+        var x32 = x.dtype == ScalarType.Float32 ? x : x.to_type(ScalarType.Float32);
         var normed = x32 * rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
-        return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
+        return (weight * (x.dtype == ScalarType.Float32 ? normed : normed.to_type(x.dtype))).MoveToOuterDisposeScope();
     }
 }
 

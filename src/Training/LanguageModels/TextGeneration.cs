@@ -87,7 +87,6 @@ public static class TextGeneration
             }
         var sequence = tensor(padded, [b, p], device: device);             // (B, P + step)
         var mask = tensor(maskValues, [b, p], device: device);             // (B, P + step): 1 real, 0 pad
-        var positions = LanguageModel.PositionsFromMask(mask);             // (B, P + step)
         using var cache = settings.UseCache ? model.NewCache(b, p + settings.MaxNewTokens) : null;
 
         var ids = rows.Select(_ => new List<int>()).ToArray();
@@ -100,8 +99,8 @@ public static class TextGeneration
             // With a cache the first step feeds the whole prompt, every later step only the newest token.
             var fed = cache is null || step == 0 ? sequence.shape[1] : 1;
             var input = sequence.narrow(1, sequence.shape[1] - fed, fed);           // (B, fed)
-            var inputPositions = positions.narrow(1, positions.shape[1] - fed, fed); // (B, fed)
-            var logits = model.forward(input, mask, inputPositions, cache).select(1, -1).to_type(ScalarType.Float32);   // (B, V)
+            // Positions come from the mask (HF's cumsum(mask) - 1): each row's real tokens count from 0.
+            var logits = model.forward(input, mask, cache: cache).select(1, -1).to_type(ScalarType.Float32);   // (B, V)
             var next = Pick(logits, settings, generator);                            // (B, 1)
             var nextLogProb = F.log_softmax(logits, -1).gather(1, next);             // (B, 1)
             var nextIds = next.cpu().data<long>().ToArray();
@@ -116,7 +115,6 @@ public static class TextGeneration
             // Rows that have stopped keep running (their tokens are ignored): each row attends to itself only.
             sequence = cat([sequence, next], 1).MoveToOuterDisposeScope();
             mask = cat([mask, ones_like(next)], 1).MoveToOuterDisposeScope();
-            positions = cat([positions, positions.narrow(1, positions.shape[1] - 1, 1) + 1], 1).MoveToOuterDisposeScope();
         }
         return rows.Select((r, i) => new GeneratedResponse(r.Prompt, r.Sample, ids[i].ToArray(), logProbs[i].ToArray(),
             stopped[i] is null ? FinishReason.Length : FinishReason.Stop, stopped[i]?.Id, stopped[i]?.LogProb)).ToList();
