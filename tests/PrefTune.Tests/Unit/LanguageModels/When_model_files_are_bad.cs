@@ -75,6 +75,29 @@ public sealed class When_model_files_are_bad : IDisposable
     }
 
     [Fact]
+    public void A_sharded_checkpoint_loads_and_a_missing_shard_is_named()
+    {
+        // save_pretrained's layout for big models: model.safetensors.index.json maps each tensor to its shard.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Source, "config.json")))!.AsObject();
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        var tensors = FixtureTensors();
+        var shards = tensors.Select((t, i) => (t, File: i % 2 == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors")).ToList();
+        foreach (var group in shards.GroupBy(s => s.File))
+            WriteSafetensors(Path.Combine(dir, group.Key), group.Select(s => s.t));
+        var map = new JsonObject();
+        foreach (var (t, file) in shards) map[t.Name] = file;
+        File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+        using (var model = Fixtures.Load(dir))
+        {
+            var c = Fixtures.Expected(Source)["cases"]![2]!;
+            Assert.True(Fixtures.MaxDiff(Fixtures.Logits(model, Fixtures.Ints(c["input_ids"])), Fixtures.Rows(c["logits"])) < 1e-4);
+        }
+        File.Delete(Path.Combine(dir, "model-00002-of-00002.safetensors"));
+        var e = Fails(dir);
+        Assert.EndsWith("model-00002-of-00002.safetensors", e.File);
+    }
+
+    [Fact]
     public void A_missing_tensor_is_named()
     {
         var e = Fails(WriteModel(t => t.Where(x => x.Name != "model.layers.1.mlp.up_proj.weight")));
