@@ -70,6 +70,10 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         [DefaultValue(1)]
         public int Threads { get; init; } = 1;
 
+        [CommandOption("--no-cache")]
+        [Description("Re-run the whole prefix at every step instead of keeping the keys and values (same tokens; for timing)")]
+        public bool NoCache { get; init; }
+
         [CommandOption("--json")]
         public bool Json { get; init; }
     }
@@ -93,7 +97,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         var responses = TextGeneration.Generate(model, [prompt], new SamplingSettings
         {
             MaxNewTokens = settings.MaxNewTokens, Temperature = settings.Temperature, TopK = settings.TopK, TopP = settings.TopP,
-            Samples = settings.Samples, MaxBatch = settings.Batch, Seed = settings.Seed, StopIds = stopIds,
+            Samples = settings.Samples, MaxBatch = settings.Batch, Seed = settings.Seed, StopIds = stopIds, UseCache = !settings.NoCache,
         });
         clock.Stop();
         string? Text(int[] ids) => tokenizer is null ? null : NewText(tokenizer, prompt, ids);
