@@ -42,7 +42,10 @@ public static class Checkpoints
 
         var entries = ReadEntries(directory);
         var model = new LanguageModel(config);
-        var wanted = Check(model, entries.ToDictionary(e => e.Name), config);
+        // A missing tensor is blamed on the file that should list it: the single file, or the shards' index.
+        var weights = Path.Combine(directory, "model.safetensors");
+        if (!File.Exists(weights)) weights += ".index.json";
+        var wanted = Check(model, entries.ToDictionary(e => e.Name), config, weights);
         using var noGrad = no_grad();
         var state = model.state_dict();
         foreach (var shard in wanted.GroupBy(e => e.File))
@@ -138,13 +141,13 @@ public static class Checkpoints
     /// attention.bias / masked_bias, a tied model's lm_head copy) are ignored; any other extra tensor is an error,
     /// since it means the file is not the architecture config.json names.
     /// </summary>
-    public static IReadOnlyList<TensorEntry> Check(LanguageModel model, IReadOnlyDictionary<string, TensorEntry> available, LanguageModelConfig config, string? fileForMissing = null)
+    public static IReadOnlyList<TensorEntry> Check(LanguageModel model, IReadOnlyDictionary<string, TensorEntry> available, LanguageModelConfig config, string fileForMissing)
     {
         var wanted = new List<TensorEntry>();
         foreach (var (name, tensor) in model.state_dict())
         {
             if (!available.TryGetValue(name, out var entry))
-                throw new ModelLoadException(fileForMissing ?? available.Values.FirstOrDefault()?.File ?? "model.safetensors", name,
+                throw new ModelLoadException(fileForMissing, name,
                     $"missing: {config.Architecture} needs it with shape {Shape(tensor.shape)}");
             if (!entry.Shape.SequenceEqual(tensor.shape))
                 throw new ModelLoadException(entry.File, name, $"shape {Shape(entry.Shape)} does not match {Shape(tensor.shape)} that config.json implies");

@@ -57,12 +57,17 @@ public sealed class HfTokenizer : ITextTokenizer
 
         var configFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "tokenizer_config.json");
         var config = File.Exists(configFile) ? JsonNode.Parse(File.ReadAllText(configFile)) as JsonObject : null;
-        int? IdOf(string key) => config?[key] switch
+        // tokenizer_config.json writes a special token as its text or as {"content": text, ...}.
+        int? IdOf(string key)
         {
-            JsonValue v when v.TryGetValue<string>(out var s) => added.FirstOrDefault(t => t.Content == s).Content is null ? null : added.First(t => t.Content == s).Id,
-            JsonObject o => added.FirstOrDefault(t => t.Content == o["content"]?.GetValue<string>()).Content is null ? null : added.First(t => t.Content == o["content"]!.GetValue<string>()).Id,
-            _ => null,
-        };
+            var content = config?[key] switch
+            {
+                JsonValue v when v.TryGetValue<string>(out var text) => text,
+                JsonObject o => o["content"]?.GetValue<string>(),
+                _ => null,
+            };
+            return added.Where(t => t.Content == content).Select(t => (int?)t.Id).FirstOrDefault();
+        }
         BosId = IdOf("bos_token");
         EosId = IdOf("eos_token");
     }
