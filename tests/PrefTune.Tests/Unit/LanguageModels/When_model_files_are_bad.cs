@@ -135,6 +135,26 @@ public sealed class When_model_files_are_bad : IDisposable
     }
 
     [Fact]
+    public void A_llama2c_checkpoint_with_a_negative_vocab_size_reads_its_own_classifier()
+    {
+        // run.c: vocab_size < 0 means wcls follows the RoPE tables. Given a copy of the embedding as wcls, the
+        // untied model must compute what the tied one does.
+        var bytes = File.ReadAllBytes(Fixtures.StoriesBin);
+        var embedding = bytes[28..(28 + 512 * 64 * 4)];
+        BitConverter.GetBytes(-512).CopyTo(bytes, 5 * 4);
+        var file = Path.Combine(dir, "untied.bin");
+        File.WriteAllBytes(file, [.. bytes, .. embedding]);
+        using var untied = Fixtures.Load(file);
+        using var tied = Fixtures.Load(Fixtures.StoriesBin);
+        Assert.False(untied.Config.TieWordEmbeddings);
+        Assert.Contains("lm_head.weight", untied.state_dict().Keys);
+        int[] ids = [1, 403, 407, 261, 378, 432];
+        Assert.Equal(0, Fixtures.MaxDiff(Fixtures.Logits(tied, ids), Fixtures.Logits(untied, ids)));
+        File.WriteAllBytes(file, bytes);   // the header says untied, the classifier is missing
+        Assert.Equal("lm_head.weight", Fails(file).Tensor);
+    }
+
+    [Fact]
     public void A_truncated_llama2c_checkpoint_names_the_array_it_cuts()
     {
         var file = Path.Combine(dir, "cut.bin");
