@@ -25,6 +25,10 @@ public static class CliErrors
         {
             return Fail(e.Message, BadInput);
         }
+        catch (Training.LanguageModels.ModelLoadException e)
+        {
+            return Fail(e.Message, BadInput);
+        }
         catch (Exception e) when (e is ArgumentException or CommandParseException or CommandRuntimeException or FileNotFoundException)
         {
             return Fail(e.Message, BadInput);
