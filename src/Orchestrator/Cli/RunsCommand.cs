@@ -11,6 +11,9 @@ namespace PrefTune.Orchestrator.Cli;
 /// <summary>`preftune runs`: the recorded runs, from the RunSummary projection.</summary>
 public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
 {
+    /// <summary>Columns the table needs with whole run ids; below that the runs are listed three lines each.</summary>
+    public const int TableWidth = 150;
+
     public sealed class Settings : StoreSettings
     {
         [CommandOption("--json")]
@@ -33,12 +36,24 @@ public sealed class RunsCommand : AsyncCommand<RunsCommand.Settings>
             return 0;
         }
         var disk = await Runs.CheckpointPruning.DiskUsageAsync(options, store, cancellationToken);
-        // Ids are shown by their last 12 hex digits (NewId puts the varying part last); `show` takes any unique prefix or suffix.
-        var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold reward", "disk");
+        string Gold(RunSummary run) => run.FinalGoldReward?.ToString("0.0000") ?? "-";
+        string Disk(RunSummary run) => Runs.CheckpointPruning.Size(disk.GetValueOrDefault(run.Id));
+        // Ids are printed whole: they are what `show`, `replay` and `resume` are given. A table of whole ids needs
+        // TableWidth columns; a narrower console (a pipe gets 80) gets three lines a run instead of a squeezed table.
+        if (AnsiConsole.Profile.Width < TableWidth)
+        {
+            foreach (var run in runs)
+            {
+                Console.WriteLine($"run {run.Id}  {run.Status}");
+                Console.WriteLine($"    {run.Experiment} · {run.Label} · seed {run.Seed}");
+                Console.WriteLine($"    {run.GradientSteps} steps · final gold {Gold(run)} · {Disk(run)} · started {run.StartedAt:u}");
+            }
+            return 0;
+        }
+        var table = new Table().AddColumns("run", "started", "experiment", "label", "seed", "status", "steps", "final gold", "disk");
         foreach (var run in runs)
-            table.AddRow(run.Id.ToString()[^12..], $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
-                Markup.Escape(run.Status), run.GradientSteps.ToString(), run.FinalGoldReward?.ToString("0.0000") ?? "-",
-                Runs.CheckpointPruning.Size(disk.GetValueOrDefault(run.Id)));
+            table.AddRow(run.Id.ToString(), $"{run.StartedAt:u}", Markup.Escape(run.Experiment), Markup.Escape(run.Label), run.Seed.ToString(),
+                Markup.Escape(run.Status), run.GradientSteps.ToString(), Gold(run), Disk(run));
         AnsiConsole.Write(table);
         return 0;
     }

@@ -145,6 +145,18 @@ public sealed class When_the_command_line_shows_a_run(PostgresServer postgres) :
         Assert.Equal(id, shown.RootElement.GetProperty("run_id").GetString());
     }
 
+    [Fact]
+    public async Task Runs_in_a_pipe_lists_each_run_by_its_whole_id_within_80_columns()
+    {
+        var runs = await PrefTuneAsync("runs");
+
+        Assert.True(runs.ExitCode == 0, runs.Error);
+        var lines = runs.Output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.All(lines, l => Assert.True(l.Length <= 80, l));
+        Assert.Contains($"run {_runId}  completed", lines);
+        Assert.Contains(lines, l => l.Contains("cli-lineage", StringComparison.Ordinal) && l.Contains("seed 5", StringComparison.Ordinal));
+    }
+
     private Task<(int ExitCode, string Output, string Error)> PrefTuneAsync(params string[] args) =>
         PrefTuneProcess.RunAsync(postgres.ConnectionString, _schema, args);
 }
