@@ -104,8 +104,11 @@ public static class SequenceLogProbs
     public static SequenceScores Score(LanguageModel model, PackedSequences batch, bool tokens = false, bool entropy = false)
     {
         if (model.Config.Head != ModelHead.CausalLm) throw new ArgumentException($"{model.Config.Architecture} has no language-model head to score tokens with");
-        using var scope = NewDisposeScope();
         var (p, r) = (batch.PromptColumns, batch.ResponseColumns);
+        // Response token 0 is predicted from the last prompt column: a batch without prompt columns has nothing to read it from.
+        if (p < 1 || batch.Ids.shape[1] != p + r || batch.AttentionMask.shape[1] != p + r || batch.ResponseMask.shape[0] != batch.Count)
+            throw new ArgumentException($"packed batch: ids (N, P + R) = [{string.Join(", ", batch.Ids.shape)}] with P = {p} (at least 1), R = {r} and masks of the same rows", nameof(batch));
+        using var scope = NewDisposeScope();
         var logits = model.forward(batch.Ids, batch.AttentionMask);                          // (N, P + R, V)
         // Only the R columns that predict response tokens go through log_softmax: (N, R, V) instead of (N, P + R, V).
         var logProbs = F.log_softmax(logits.narrow(1, p - 1, r).to_type(ScalarType.Float32), -1);   // (N, R, V)

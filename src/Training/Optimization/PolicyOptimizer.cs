@@ -22,8 +22,11 @@ public sealed class PolicyOptimizer : IDisposable
     private readonly int totalSteps;
 
     /// <param name="totalSteps">The run's optimizer steps (iterations x T x B / M): where the schedule ends.</param>
-    public PolicyOptimizer(IEnumerable<Parameter> parameters, OptimizerSettings settings, int totalSteps)
+    /// <param name="stepsTaken">Steps a restored learner has already taken (its policy version): the schedule continues from there.</param>
+    public PolicyOptimizer(IEnumerable<Parameter> parameters, OptimizerSettings settings, int totalSteps, int stepsTaken = 0)
     {
+        if (stepsTaken < 0) throw new ArgumentOutOfRangeException(nameof(stepsTaken), stepsTaken, "steps taken must be at least 0");
+        StepsTaken = stepsTaken;
         this.settings = settings.Validate();
         this.parameters = parameters.Where(p => p.requires_grad).ToList();
         if (this.parameters.Count == 0) throw new ArgumentException("no trainable parameters", nameof(parameters));

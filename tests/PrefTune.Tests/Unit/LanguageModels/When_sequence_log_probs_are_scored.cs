@@ -129,6 +129,10 @@ public class When_sequence_log_probs_are_scored
             Assert.Throws<ArgumentException>(() => SequenceLogProbs.Pack(model, [new(new int[60], new int[10])])).Message);
         Assert.Contains("sequence 0: a token id lies outside the model's vocabulary 0..95",
             Assert.Throws<ArgumentException>(() => SequenceLogProbs.Pack(model, [new([1], [96])])).Message);
+        using var ids = zeros(1, 3, dtype: ScalarType.Int64);
+        using var mask = ones(1, 3, dtype: ScalarType.Int64);
+        using var responseMask = ones(1, 3);
+        Assert.Contains("P = 0 (at least 1)", Assert.Throws<ArgumentException>(() => SequenceLogProbs.Score(model, new PackedSequences(ids, mask, responseMask, 0))).Message);
         Assert.Equal("padId", Assert.Throws<ArgumentOutOfRangeException>(() => SequenceLogProbs.Pack(model, [new([1], [2])], padId: -1)).ParamName);
     }
 }

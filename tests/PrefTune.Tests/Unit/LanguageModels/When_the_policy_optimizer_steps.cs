@@ -123,6 +123,11 @@ public class When_the_policy_optimizer_steps
         }
         Assert.Equal([0, 0.1, 0.2, 0.1], rates.Select(r => Math.Round(r, 12)));
         Assert.Equal(4, optimizer.StepsTaken);
+        // A restored learner at step 3 continues the schedule there: multiplier 1/2.
+        using var restored = new PolicyOptimizer([p], NoClip with { LearningRate = 0.2, Schedule = ScheduleKind.Linear, WarmupSteps = 2 }, totalSteps: 4, stepsTaken: 3);
+        restored.ZeroGrad();
+        SetGradients((p, [1f, -1f]));
+        Assert.Equal(0.1, restored.Step().LearningRate, 12);
         Assert.Contains("warmup_steps", Assert.Throws<ArgumentOutOfRangeException>(() =>
             new PolicyOptimizer([p], NoClip with { Schedule = ScheduleKind.Cosine, WarmupSteps = 5 }, totalSteps: 4)).Message);
     }
