@@ -18,11 +18,12 @@ public sealed record AccumulatedLoss(double Loss, IReadOnlyDictionary<string, do
 /// <remarks>
 /// Scaling each micro-batch's loss by its share (m / M) is exact only for a loss that is a mean over samples.
 /// PrefTune's losses are not: DPO averages over the pairs a group forms, GRPO and RLOO normalise within a group,
-/// REINFORCE subtracts a batch baseline. So the loss runs once, unchanged, on all M log-probs, and the chain rule
+/// and a stateful loss (REINFORCE's running baseline) must see each minibatch once, not once per micro-batch. So the loss runs once, unchanged, on all M log-probs, and the chain rule
 /// carries it back: (1) the M sequence log-probs without gradient, micro-batch by micro-batch; (2) the loss on them
 /// as a leaf, backward, giving dL/d logp (M); (3) each micro-batch again with gradient, backpropagating
 /// sum_i logp_i * dL/d logp_i. The gradient is the full minibatch's (to float rounding) for every loss, at the
-/// cost of one extra forward pass without gradient (which stores no activations).
+/// cost of one extra forward pass without gradient (which stores no activations); a minibatch that fits in one
+/// micro-batch (m &gt;= M) takes the plain single pass.
 /// </remarks>
 public static class GradientAccumulation
 {
@@ -37,6 +38,14 @@ public static class GradientAccumulation
         if (sequences.Count == 0) throw new ArgumentException("no sequences in the minibatch", nameof(sequences));
         using var scope = NewDisposeScope();
         var chunks = sequences.Chunk(microBatch).ToList();
+        if (chunks.Count == 1)
+        {
+            // The minibatch fits in one pass: plain backward, without the extra forward pass.
+            var whole = SequenceLogProbs.Sum(model, sequences, padId);                            // (M), with gradient
+            var direct = loss(whole);
+            direct.Loss.backward();
+            return Result(direct, whole.detach().MoveToOuterDisposeScope());
+        }
         Tensor logProbs;                                                                           // (M)
         using (no_grad())
             logProbs = cat(chunks.Select(chunk => SequenceLogProbs.Sum(model, chunk, padId)).ToList(), 0);
@@ -56,7 +65,9 @@ public static class GradientAccumulation
             start += chunk.Length;
         }
 
-        var metrics = output.Metrics.ToDictionary(m => m.Key, m => (double)m.Value.item<float>());
-        return new AccumulatedLoss(output.Loss.item<float>(), metrics, output.Pairs, logProbs.MoveToOuterDisposeScope());
+        return Result(output, logProbs.MoveToOuterDisposeScope());
     }
+
+    private static AccumulatedLoss Result(LossOutput output, Tensor logProbs) =>
+        new(output.Loss.item<float>(), output.Metrics.ToDictionary(m => m.Key, m => (double)m.Value.item<float>()), output.Pairs, logProbs);
 }
