@@ -7,7 +7,12 @@ namespace PrefTune.Training.LanguageModels;
 /// <summary>One sample of a batch as the language-model learner trains on it.</summary>
 /// <param name="Id">The rollout's sample id: pi_ref's log-probs are looked up by it.</param>
 /// <param name="SamplingLogProbs">log pi_old(y_t | x, y_&lt;t) of the response tokens, as the sampler reported them.</param>
-public sealed record SequenceSample(Guid Id, TokenSequence Sequence, double Reward, float[] SamplingLogProbs);
+public sealed record SequenceSample(Guid Id, TokenSequence Sequence, double Reward, float[] SamplingLogProbs)
+{
+    /// <summary>A sampled response as a training sample: the stop token, if it stopped, and its log-prob included.</summary>
+    public static SequenceSample Of(Guid id, int[] prompt, GeneratedResponse response, double reward) =>
+        new(id, TokenSequence.Of(prompt, response), reward, response.StopLogProb is { } stop ? [.. response.LogProbs, stop] : response.LogProbs);
+}
 
 /// <summary>
 /// One optimizer step of the language-model learner on a minibatch of M = G x C samples, group-major: the method's
@@ -20,6 +25,12 @@ public static class SequenceTraining
     {
         if (c < 1 || samples.Count % c != 0)
             throw new ArgumentException($"{samples.Count} samples do not form whole prompt groups of C = {c}", nameof(samples));
+        // The importance ratio pi / pi_old is taken over the same tokens on both sides: a stop token scored by the
+        // policy but missing from the sampler's log-probs would bias it silently.
+        var mismatched = samples.Select((s, i) => (s, i)).FirstOrDefault(x => x.s.SamplingLogProbs.Length != x.s.Sequence.Response.Length);
+        if (mismatched.s is not null)
+            throw new ArgumentException($"sample {mismatched.i} ({mismatched.s.Id}): {mismatched.s.SamplingLogProbs.Length} sampling log-probs for "
+                + $"{mismatched.s.Sequence.Response.Length} response tokens (a stop token needs its log-prob too)", nameof(samples));
         using var scope = NewDisposeScope();
         var g = samples.Count / c;
         Tensor Grid(IEnumerable<float> values) => tensor(values.ToArray(), device: policy.Device).reshape(g, c);   // [G, C]

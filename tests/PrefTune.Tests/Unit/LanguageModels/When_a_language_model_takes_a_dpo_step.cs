@@ -46,6 +46,23 @@ public class When_a_language_model_takes_a_dpo_step
     }
 
     [Fact]
+    public void Samples_must_carry_a_sampling_log_prob_per_response_token()
+    {
+        using var policy = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
+        var reference = ReferenceLogProbs.Compute(policy, Group.Select(s => (s.Id, s.Sequence)).ToList(), microBatch: 2);
+        using var optimizer = new PolicyOptimizer(policy.parameters(), new OptimizerSettings(), totalSteps: 1);
+        var stopped = new GeneratedResponse(0, 0, [12, 50], [-0.5f, -0.25f], FinishReason.Stop, StopId: 3, StopLogProb: -2f);
+        var sample = SequenceSample.Of(Group[1].Id, [1, 17, 33], stopped, 0);
+        Assert.Equal(Group[1].Sequence.Response, sample.Sequence.Response);               // [12, 50] + stop 3
+        Assert.Equal([-0.5f, -0.25f, -2f], sample.SamplingLogProbs);
+        var error = Assert.Throws<ArgumentException>(() => SequenceTraining.Step(policy, optimizer, new Dpo(0.1, 0), reference,
+            [Group[0], sample with { SamplingLogProbs = stopped.LogProbs }], c: 2, microBatch: null));
+        Assert.Contains("sample 1", error.Message);
+        Assert.Contains("2 sampling log-probs for 3 response tokens", error.Message);
+        Assert.Equal(0, optimizer.StepsTaken);
+    }
+
+    [Fact]
     public void Steps_leave_no_live_tensors_behind()
     {
         using var policy = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
