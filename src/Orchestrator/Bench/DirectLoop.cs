@@ -11,7 +11,8 @@ namespace PrefTune.Orchestrator.Bench;
 /// </summary>
 public static class DirectLoop
 {
-    public static async Task<TimeSpan> RunAsync(RunSpec spec, CancellationToken ct)
+    /// <summary>The run's outcome (its numbers are the pipeline's: same requests, same seeds) and how long it took.</summary>
+    public static async Task<RunOutcome> RunAsync(RunSpec spec, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         using var stages = new InProcessStages();
@@ -19,6 +20,6 @@ public static class DirectLoop
         var run = new RunState(Guid.NewGuid(), spec);
         await algorithm.InitializeAsync(run, ct);
         await algorithm.TrainAsync(run, await algorithm.SourceAsync(run, null, ct), 0, null, null, ct);
-        return clock.Elapsed;
+        return run.Outcome("completed", null, clock.Elapsed);
     }
 }

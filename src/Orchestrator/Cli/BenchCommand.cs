@@ -58,7 +58,7 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         foreach (var spec in specs)
         {
             var outcome = await session.RunAsync(spec, null, cancellationToken);
-            var direct = await DirectLoop.RunAsync(spec, cancellationToken);
+            var direct = (await DirectLoop.RunAsync(spec, cancellationToken)).Elapsed;
             var iterations = spec.Loop.GradientSteps / (spec.Loop.T * spec.Loop.B / spec.Loop.M);
             var overhead = (outcome.Elapsed - direct).TotalMilliseconds / iterations;
             table.AddRow(Markup.Escape(spec.Label), outcome.GradientSteps.ToString(), iterations.ToString(),
