@@ -7,16 +7,19 @@ namespace PrefTune.Sampler;
 /// <summary>Algorithm 1, step 2 (online): y ~ pi_theta(.|x), C per prompt, with their log-probs.</summary>
 public sealed class SampleRolloutsConsumer(PolicyCache policies) : IConsumer<SampleRollouts>
 {
-    public async Task Consume(ConsumeContext<SampleRollouts> context)
+    public async Task Consume(ConsumeContext<SampleRollouts> context) =>
+        await context.RespondAsync(await SampleAsync(policies, context.Message, context.CancellationToken));
+
+    /// <summary>The answer to <paramref name="request"/> (also given in process by the bench's direct loop).</summary>
+    public static async Task<RolloutsGenerated> SampleAsync(PolicyCache policies, SampleRollouts request, CancellationToken ct)
     {
-        var request = context.Message;
         var rollouts = await policies.UseAsync(request.RunId, request.Task, request.Policy, request.TorchThreads,
             (task, policy) => task.Generate(policy, request.Prompts, request.ResponsesPerPrompt, request.Temperature,
                 request.Seed, request.Policy.Version, request.BatchId),
-            context.CancellationToken);
+            ct);
         if (request.Reference is not null)
-            rollouts = await WithReferenceLogProbsAsync(request, rollouts, context.CancellationToken);
-        await context.RespondAsync(new RolloutsGenerated
+            rollouts = await WithReferenceLogProbsAsync(policies, request, rollouts, ct);
+        return new RolloutsGenerated
         {
             RunId = request.RunId,
             BatchId = request.BatchId,
@@ -24,10 +27,10 @@ public sealed class SampleRolloutsConsumer(PolicyCache policies) : IConsumer<Sam
             Iteration = request.Iteration,
             PolicyVersion = request.Policy.Version,
             Rollouts = rollouts,
-        });
+        };
     }
 
-    private async Task<IReadOnlyList<Rollout>> WithReferenceLogProbsAsync(SampleRollouts request, IReadOnlyList<Rollout> rollouts, CancellationToken ct)
+    private static async Task<IReadOnlyList<Rollout>> WithReferenceLogProbsAsync(PolicyCache policies, SampleRollouts request, IReadOnlyList<Rollout> rollouts, CancellationToken ct)
     {
         var logProbs = await policies.UseAsync(request.RunId, request.Task, request.Reference!, request.TorchThreads, (task, reference) =>
         {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using PrefTune.Messages;
+using PrefTune.Training.Rewards;
 using PrefTune.Training.Tasks;
 
 namespace PrefTune.Scorer;
@@ -11,20 +12,20 @@ namespace PrefTune.Scorer;
 /// </summary>
 public sealed class RewardFunctions
 {
-    private readonly ConcurrentDictionary<TaskSpec, IPreferenceTask> _tasks = new();
+    private readonly ConcurrentDictionary<TaskSpec, (IPreferenceTask Task, IRewardFunction Reward)> _tasks = new();
 
     public IReadOnlyList<RolloutScore> Score(ScoreRollouts request)
     {
         if (request.RewardModel is not null)
             throw new NotSupportedException(
                 $"rewardModel: learned reward models are not served by this Scorer yet (got {request.RewardModel.Uri})");
-        var task = _tasks.GetOrAdd(request.Task, PreferenceTasks.Create);
+        var (task, reward) = _tasks.GetOrAdd(request.Task, spec =>
+        {
+            var task = PreferenceTasks.Create(spec);
+            return (task, RewardRegistry.Get(RewardRegistry.Gold).Create(task));
+        });
         return request.Rollouts
-            .Select(rollout =>
-            {
-                var gold = task.GoldReward(rollout);
-                return new RolloutScore { SampleId = rollout.SampleId, Reward = gold, GoldReward = gold };
-            })
+            .Select(rollout => new RolloutScore { SampleId = rollout.SampleId, Reward = reward.Reward(rollout), GoldReward = task.GoldReward(rollout) })
             .ToList();
     }
 }

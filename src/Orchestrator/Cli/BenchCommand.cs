@@ -54,11 +54,11 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         table.Title = new TableTitle($"transport {session.Transport}, event store on, {settings.Steps} steps per method");
         // One untimed run first: the JIT, libtorch and the broker's queues warm up.
         await session.RunAsync(specs[0] with { Loop = specs[0].Loop with { GradientSteps = 5, EvalEvery = 5 } }, null, cancellationToken);
-        DirectLoop.Run(specs[0] with { Loop = specs[0].Loop with { GradientSteps = 5, EvalEvery = 5 } });
+        await DirectLoop.RunAsync(specs[0] with { Loop = specs[0].Loop with { GradientSteps = 5, EvalEvery = 5 } }, cancellationToken);
         foreach (var spec in specs)
         {
             var outcome = await session.RunAsync(spec, null, cancellationToken);
-            var direct = DirectLoop.Run(spec);
+            var direct = (await DirectLoop.RunAsync(spec, cancellationToken)).Elapsed;
             var iterations = spec.Loop.GradientSteps / (spec.Loop.T * spec.Loop.B / spec.Loop.M);
             var overhead = (outcome.Elapsed - direct).TotalMilliseconds / iterations;
             table.AddRow(Markup.Escape(spec.Label), outcome.GradientSteps.ToString(), iterations.ToString(),

@@ -14,7 +14,7 @@ namespace PrefTune.Orchestrator.Experiments;
 /// </summary>
 public static partial class ExperimentFile
 {
-    private static readonly string[] TaskKinds = ["bandit"];
+    private static readonly IReadOnlyList<string> TaskKinds = Training.Tasks.PreferenceTasks.Kinds;
 
     public static Experiment Load(string path)
     {

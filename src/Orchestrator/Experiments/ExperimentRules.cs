@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using PrefTune.Messages;
 using PrefTune.Training.Methods;
 
@@ -11,24 +12,24 @@ internal static class ExperimentRules
 {
     public static readonly Rule<LoopSpec>[] Loop =
     [
-        AtLeast<LoopSpec>("B", l => l.B, 1),
-        AtLeast<LoopSpec>("C", l => l.C, 1),
-        AtLeast<LoopSpec>("M", l => l.M, 1),
-        AtLeast<LoopSpec>("T", l => l.T, 1),
-        AtLeast<LoopSpec>("gradient_steps", l => l.GradientSteps, 1),
-        AtLeast<LoopSpec>("eval_every", l => l.EvalEvery, 1),
-        AtLeast<LoopSpec>("eval_samples", l => l.EvalSamples, 1),
-        AtLeast<LoopSpec>("dataset_prompts", l => l.DatasetPrompts, 1),
-        AtLeast<LoopSpec>("dataset_responses", l => l.DatasetResponses, 1),
-        AtLeast<LoopSpec>("max_staleness", l => l.MaxStaleness, 0),
-        AtLeast<LoopSpec>("checkpoint_every", l => l.CheckpointEvery, 1),
-        Positive<LoopSpec>("learning_rate", l => l.LearningRate),
-        Positive<LoopSpec>("temperature", l => l.Temperature),
-        MultipleOf("B", l => l.B, "C", l => l.C,
+        AtLeast<LoopSpec>(l => l.B, 1),
+        AtLeast<LoopSpec>(l => l.C, 1),
+        AtLeast<LoopSpec>(l => l.M, 1),
+        AtLeast<LoopSpec>(l => l.T, 1),
+        AtLeast<LoopSpec>(l => l.GradientSteps, 1),
+        AtLeast<LoopSpec>(l => l.EvalEvery, 1),
+        AtLeast<LoopSpec>(l => l.EvalSamples, 1),
+        AtLeast<LoopSpec>(l => l.DatasetPrompts, 1),
+        AtLeast<LoopSpec>(l => l.DatasetResponses, 1),
+        AtLeast<LoopSpec>(l => l.MaxStaleness, 0),
+        AtLeast<LoopSpec>(l => l.CheckpointEvery, 1),
+        Positive<LoopSpec>(l => l.LearningRate),
+        Positive<LoopSpec>(l => l.Temperature),
+        MultipleOf(l => l.B, l => l.C,
             "each iteration samples B/C prompts with C responses each (Algorithm 1, steps 1-2)"),
-        MultipleOf("M", l => l.M, "C", l => l.C,
+        MultipleOf(l => l.M, l => l.C,
             "a minibatch holds whole prompts, each with its C responses (Algorithm 1, step 4)"),
-        MultipleOf("B", l => l.B, "M", l => l.M,
+        MultipleOf(l => l.B, l => l.M,
             "each of the T passes splits D (|D| = B) into B/M minibatches of M, one gradient step each (Algorithm 1, step 4)"),
         // The driver counts T * B sample uses per iteration in an int; beyond that it would wrap to a negative count.
         new(["T", "B"], l => (long)l.T * l.B > int.MaxValue,
@@ -49,23 +50,23 @@ internal static class ExperimentRules
 
     public static readonly Rule<BanditSpec>[] Bandit =
     [
-        AtLeast<BanditSpec>("actions", b => b.Actions, 2),
+        AtLeast<BanditSpec>(b => b.Actions, 2),
         new(["reward_center", "actions"], b => b.Actions >= 2 && !(b.RewardCenter >= 0 && b.RewardCenter <= b.Actions - 1),
             b => $"reward_center = {b.RewardCenter} is outside the actions 0..{b.Actions - 1}: the gold reward would be about 0 for every action",
             "numbers from 0 to actions - 1 (the action where the gold reward peaks)"),
-        Positive<BanditSpec>("reward_width", b => b.RewardWidth),
-        Positive<BanditSpec>("data_scale", b => b.DataScale),
-        AtLeast<BanditSpec>("context_size", b => b.ContextSize, 1),
-        AtLeast<BanditSpec>("hidden", b => b.Hidden, 1),
-        AtLeast<BanditSpec>("prompts", b => b.Prompts, 1),
-        AtLeast<BanditSpec>("reference_steps", b => b.ReferenceSteps, 0),
-        Positive<BanditSpec>("reference_learning_rate", b => b.ReferenceLearningRate),
+        Positive<BanditSpec>(b => b.RewardWidth),
+        Positive<BanditSpec>(b => b.DataScale),
+        AtLeast<BanditSpec>(b => b.ContextSize, 1),
+        AtLeast<BanditSpec>(b => b.Hidden, 1),
+        AtLeast<BanditSpec>(b => b.Prompts, 1),
+        AtLeast<BanditSpec>(b => b.ReferenceSteps, 0),
+        Positive<BanditSpec>(b => b.ReferenceLearningRate),
         new(["policy"], b => !Training.Tasks.Bandit.BanditTask.Policies.Contains(b.Policy),
             b => $"unknown policy '{b.Policy}'", string.Join(", ", Training.Tasks.Bandit.BanditTask.Policies)),
-        AtLeast<BanditSpec>("response_length", b => b.ResponseLength, 1),
-        AtLeast<BanditSpec>("layers", b => b.Layers, 1),
-        AtLeast<BanditSpec>("heads", b => b.Heads, 1),
-        AtLeast<BanditSpec>("width", b => b.Width, 1),
+        AtLeast<BanditSpec>(b => b.ResponseLength, 1),
+        AtLeast<BanditSpec>(b => b.Layers, 1),
+        AtLeast<BanditSpec>(b => b.Heads, 1),
+        AtLeast<BanditSpec>(b => b.Width, 1),
         new(["prompts", "actions"], b => b.Policy == "gpt" && b.Prompts > b.Actions,
             b => $"prompts = {b.Prompts} is more than actions = {b.Actions}: a gpt prompt is one token of the action vocabulary",
             "prompts <= actions with policy: gpt"),
@@ -132,15 +133,24 @@ internal static class ExperimentRules
             reader.Add(pathOf(rule.Keys), rule.Problem(value), rule.Allowed);
     }
 
-    private static Rule<T> AtLeast<T>(string key, Func<T, int> get, int min) =>
-        new([key], x => get(x) < min, x => $"{key} = {get(x)} is below {min}", $"integers >= {min}");
+    // The key a rule blames is the record property it reads (Field.KeyOf), so a field's name is written once, in its record.
+    private static Rule<T> AtLeast<T>(Expression<Func<T, int>> property, int min)
+    {
+        var (key, get) = (Field.KeyOf(property), property.Compile());
+        return new([key], x => get(x) < min, x => $"{key} = {get(x)} is below {min}", $"integers >= {min}");
+    }
 
-    private static Rule<T> Positive<T>(string key, Func<T, double> get) =>
-        new([key], x => !(get(x) > 0), x => $"{key} = {get(x)} is not positive", "numbers > 0");
+    private static Rule<T> Positive<T>(Expression<Func<T, double>> property)
+    {
+        var (key, get) = (Field.KeyOf(property), property.Compile());
+        return new([key], x => !(get(x) > 0), x => $"{key} = {get(x)} is not positive", "numbers > 0");
+    }
 
-    private static Rule<LoopSpec> MultipleOf(string key, Func<LoopSpec, int> get, string of, Func<LoopSpec, int> getOf,
-        string why) =>
-        new([key, of], l => get(l) >= 1 && getOf(l) >= 1 && get(l) % getOf(l) != 0,
+    private static Rule<LoopSpec> MultipleOf(Expression<Func<LoopSpec, int>> property, Expression<Func<LoopSpec, int>> ofProperty, string why)
+    {
+        var (key, get, of, getOf) = (Field.KeyOf(property), property.Compile(), Field.KeyOf(ofProperty), ofProperty.Compile());
+        return new([key, of], l => get(l) >= 1 && getOf(l) >= 1 && get(l) % getOf(l) != 0,
             l => $"{key} = {get(l)} is not a multiple of {of} = {getOf(l)}",
             $"{key} a multiple of {of}: {why}");
+    }
 }

@@ -37,25 +37,8 @@ internal static class ExperimentSchema
     public static readonly IReadOnlyDictionary<string, DataSource> DataSources =
         new Dictionary<string, DataSource> { ["online"] = DataSource.Online, ["offline"] = DataSource.Offline };
 
-    public static readonly IReadOnlyDictionary<string, Field<BanditSpec>> Bandit = new Dictionary<string, Field<BanditSpec>>
-    {
-        ["actions"] = Field.Int<BanditSpec>((s, v) => s with { Actions = v }),
-        ["reward_center"] = Field.Number<BanditSpec>((s, v) => s with { RewardCenter = v }),
-        ["reward_width"] = Field.Number<BanditSpec>((s, v) => s with { RewardWidth = v }),
-        ["data_location"] = Field.Number<BanditSpec>((s, v) => s with { DataLocation = v }),
-        ["data_scale"] = Field.Number<BanditSpec>((s, v) => s with { DataScale = v }),
-        ["policy"] = Field.Text<BanditSpec>((s, v) => s with { Policy = v }),
-        ["context_size"] = Field.Int<BanditSpec>((s, v) => s with { ContextSize = v }),
-        ["hidden"] = Field.Int<BanditSpec>((s, v) => s with { Hidden = v }),
-        ["prompts"] = Field.Int<BanditSpec>((s, v) => s with { Prompts = v }),
-        ["reference_steps"] = Field.Int<BanditSpec>((s, v) => s with { ReferenceSteps = v }),
-        ["reference_learning_rate"] = Field.Number<BanditSpec>((s, v) => s with { ReferenceLearningRate = v }),
-        // policy: gpt (the combinatorial bandit) only
-        ["response_length"] = Field.Int<BanditSpec>((s, v) => s with { ResponseLength = v }),
-        ["layers"] = Field.Int<BanditSpec>((s, v) => s with { Layers = v }),
-        ["heads"] = Field.Int<BanditSpec>((s, v) => s with { Heads = v }),
-        ["width"] = Field.Int<BanditSpec>((s, v) => s with { Width = v }),
-    };
+    /// <summary>The bandit block: one key per <see cref="BanditSpec"/> property (the gpt policy's sizes too).</summary>
+    public static readonly IReadOnlyDictionary<string, Field<BanditSpec>> Bandit = Field.Of<BanditSpec>();
 
     public static readonly IReadOnlyDictionary<string, Field<TaskSpec>> Task = new Dictionary<string, Field<TaskSpec>>
     {
@@ -63,24 +46,9 @@ internal static class ExperimentSchema
         ["bandit"] = Field.Block<TaskSpec, BanditSpec>(s => s.Bandit ?? new BanditSpec(), Bandit, (s, v) => s with { Bandit = v }),
     };
 
-    /// <summary>Algorithm 1's knobs; B, C, M, T are upper case as in the paper, lower case is accepted too.</summary>
-    public static readonly IReadOnlyDictionary<string, Field<LoopSpec>> Loop = new Dictionary<string, Field<LoopSpec>>(
-        StringComparer.OrdinalIgnoreCase)
-    {
-        ["B"] = Field.Int<LoopSpec>((s, v) => s with { B = v }),
-        ["C"] = Field.Int<LoopSpec>((s, v) => s with { C = v }),
-        ["M"] = Field.Int<LoopSpec>((s, v) => s with { M = v }),
-        ["T"] = Field.Int<LoopSpec>((s, v) => s with { T = v }),
-        ["gradient_steps"] = Field.Int<LoopSpec>((s, v) => s with { GradientSteps = v }),
-        ["learning_rate"] = Field.Number<LoopSpec>((s, v) => s with { LearningRate = v }),
-        ["eval_every"] = Field.Int<LoopSpec>((s, v) => s with { EvalEvery = v }),
-        ["eval_samples"] = Field.Int<LoopSpec>((s, v) => s with { EvalSamples = v }),
-        ["dataset_prompts"] = Field.Int<LoopSpec>((s, v) => s with { DatasetPrompts = v }),
-        ["dataset_responses"] = Field.Int<LoopSpec>((s, v) => s with { DatasetResponses = v }),
-        ["temperature"] = Field.Number<LoopSpec>((s, v) => s with { Temperature = v }),
-        ["max_staleness"] = Field.Int<LoopSpec>((s, v) => s with { MaxStaleness = v }),
-        ["checkpoint_every"] = Field.Int<LoopSpec>((s, v) => s with { CheckpointEvery = v }),
-    };
+    /// <summary>Algorithm 1's knobs, one key per <see cref="LoopSpec"/> property; B, C, M, T are upper case as in the paper,
+    /// lower case is accepted too.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<LoopSpec>> Loop = Field.Of<LoopSpec>(StringComparer.OrdinalIgnoreCase);
 
     public static readonly IReadOnlyDictionary<string, Field<MethodEntry>> Method = new Dictionary<string, Field<MethodEntry>>
     {

@@ -1,3 +1,5 @@
+using System.Linq.Expressions;
+using System.Reflection;
 using YamlDotNet.RepresentationModel;
 
 namespace PrefTune.Orchestrator.Experiments;
@@ -8,6 +10,43 @@ internal sealed record Field<T>(Func<T, YamlNode, string, DocumentReader, T> App
 /// <summary>Builds <see cref="Field{T}"/>s for the value types an experiment file uses.</summary>
 internal static class Field
 {
+    /// <summary>
+    /// The key table of a flat config record, derived from its properties (their declaration order): each int, double or
+    /// string property is the key <see cref="KeyOf(MemberInfo)"/> names, set on a copy of the record (what <c>with</c> does).
+    /// The record's field names are written once, in the record; its doc comments are the keys' documentation.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A property of a type the file cannot spell (a nested block is listed by hand).</exception>
+    public static IReadOnlyDictionary<string, Field<T>> Of<T>(IEqualityComparer<string>? keys = null) where T : class
+    {
+        var clone = typeof(T).GetMethod("<Clone>$") ?? throw new InvalidOperationException($"{typeof(T).Name} is not a record");
+        T With(T target, PropertyInfo property, object value)
+        {
+            var copy = (T)clone.Invoke(target, null)!;
+            property.SetValue(copy, value);
+            return copy;
+        }
+        var fields = new Dictionary<string, Field<T>>(keys ?? StringComparer.Ordinal);
+        foreach (var property in typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+            fields[KeyOf(property)] = property.PropertyType switch
+            {
+                var t when t == typeof(int) => Int<T>((s, v) => With(s, property, v)),
+                var t when t == typeof(double) => Number<T>((s, v) => With(s, property, v)),
+                var t when t == typeof(string) => Text<T>((s, v) => With(s, property, v)),
+                var t => throw new InvalidOperationException($"{typeof(T).Name}.{property.Name}: an experiment file has no reader for {t.Name}"),
+            };
+        return fields;
+    }
+
+    /// <summary>The experiment-file key of a record property: snake_case (<c>RewardCenter</c> is <c>reward_center</c>); a
+    /// one-letter name keeps its case (the paper's B, C, M, T).</summary>
+    public static string KeyOf(MemberInfo member) =>
+        member.Name.Length == 1 ? member.Name
+        : string.Concat(member.Name.Select((c, i) => char.IsUpper(c) ? (i > 0 ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    /// <summary>The key of the property <paramref name="property"/> reads, e.g. <c>Key&lt;LoopSpec, int&gt;(l =&gt; l.B)</c> is "B".</summary>
+    public static string KeyOf<T, TValue>(Expression<Func<T, TValue>> property) =>
+        KeyOf(((MemberExpression)property.Body).Member);
+
     public static Field<T> Int<T>(Func<T, int, T> set) =>
         new((target, node, path, reader) => reader.Int(node, path) is { } value ? set(target, value) : target);
 

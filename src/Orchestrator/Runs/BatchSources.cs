@@ -29,7 +29,7 @@ internal abstract class BatchSource
 /// from that version, while the Learner is still busy: sampling and learning overlap and the lag is at most K (and
 /// exactly K once past the start, whenever S divides K), fixed by the schedule rather than by timing.
 /// </summary>
-internal sealed class FreshBatches(RunDriver driver) : BatchSource
+internal sealed class FreshBatches(Algorithm1 algorithm) : BatchSource
 {
     private readonly Dictionary<int, Task<Batch>> _ahead = [];
 
@@ -55,7 +55,7 @@ internal sealed class FreshBatches(RunDriver driver) : BatchSource
         var loop = run.Spec.Loop;
         var prompts = run.DrawPrompts(loop.B / loop.C);
         var policy = run.PublishedAtOrBefore(Math.Max(0, iteration * run.StepsPerIteration - loop.MaxStaleness));
-        return driver.SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Training, iteration, prompts, loop.C, policy, ct);
+        return algorithm.SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Training, iteration, prompts, loop.C, policy, ct);
     }
 }
 

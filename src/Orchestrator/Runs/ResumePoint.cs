@@ -12,7 +12,7 @@ internal sealed record PendingBatch(int Iteration, Batch Batch);
 /// </summary>
 internal static class ResumePoint
 {
-    public static (RunState Run, BatchSource Source, PendingBatch? Pending, bool EvaluationMissing) Rebuild(RecordedRun recorded, RunDriver driver)
+    public static (RunState Run, BatchSource Source, PendingBatch? Pending, bool EvaluationMissing) Rebuild(RecordedRun recorded, Algorithm1 algorithm)
     {
         var started = recorded.Started;
         var spec = started.Spec;
@@ -57,7 +57,7 @@ internal static class ResumePoint
         {
             foreach (var _ in recorded.Assembled)
                 run.DrawPrompts(loop.B / loop.C);
-            source = new FreshBatches(driver);
+            source = new FreshBatches(algorithm);
         }
 
         var last = recorded.Assembled.LastOrDefault();
@@ -69,7 +69,7 @@ internal static class ResumePoint
         var lastTrained = last is null ? null : recorded.Trained.GetValueOrDefault(last.BatchId)
             ?? (recorded.Assembled.Count > 1 ? recorded.Trained.GetValueOrDefault(recorded.Assembled[^2].BatchId) : null);
         var evaluatedNow = run.Evaluations.Count > 0 && run.Evaluations[^1].PolicyVersion == policy.Version;
-        var due = lastTrained is null || RunDriver.EvaluationDue(run, lastTrained.Steps, pending is null && recorded.Assembled.Count >= run.Iterations);
+        var due = lastTrained is null || Algorithm1.EvaluationDue(run, lastTrained.Steps, pending is null && recorded.Assembled.Count >= run.Iterations);
         return (run, source, pending, due && !evaluatedNow);
     }
 }

@@ -40,23 +40,15 @@ public sealed class RunReplay(Stages stages, EventJournal journal, ICheckpointSt
         if (recorded.Initialized is { } initial)
             compared.Add(new ReplayedCheckpoint(0, initial.Policy.Sha256, initialized.Policy.Sha256));
 
-        var policy = initialized.Policy;
         try
         {
-            foreach (var batch in recorded.Assembled)
-            {
-                if (!recorded.Trained.TryGetValue(batch.BatchId, out var original)) break; // the run stopped before training it
-                var trained = await stages.TrainAsync(new TrainPolicy
+            await Algorithm1.RetrainAsync(stages, spec, replayId, initialized.Reference, initialized.Policy, recorded,
+                keep: (_, _) => false, // re-derived to compare hashes; the run's own kept ones are stored already
+                compare: async (_, original, trained) =>
                 {
-                    RunId = replayId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
-                    Policy = policy, Reference = initialized.Reference, Samples = recorded.SamplesOf(batch),
-                    Seed = RunDriver.SeedFor(spec.Seed, batch.Iteration, 3), TorchThreads = spec.TorchThreads,
-                    KeepCheckpoint = false, // re-derived to compare hashes; the run's own kept ones are stored already
+                    compared.Add(new ReplayedCheckpoint(original.Checkpoint.Version, original.Checkpoint.Sha256, trained.Checkpoint.Sha256));
+                    await checkpoints.ReleaseTransientAsync(replayId, trained.Checkpoint.Version, ct);
                 }, ct);
-                compared.Add(new ReplayedCheckpoint(original.Checkpoint.Version, original.Checkpoint.Sha256, trained.Checkpoint.Sha256));
-                await checkpoints.ReleaseTransientAsync(replayId, trained.Checkpoint.Version, ct);
-                policy = trained.Checkpoint;
-            }
         }
         finally
         {

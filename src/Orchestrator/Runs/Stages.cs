@@ -21,7 +21,7 @@ public sealed class StageException(string stage, string message, Exception? inne
 /// again with backoff and jitter until the stage budget runs out; a circuit breaker stops hammering a broker
 /// that is down. A stage that answers with a fault fails the run at once: asking again would fail again.
 /// </summary>
-public sealed class Stages
+public sealed class Stages : IStageCalls
 {
     private readonly IRequestClient<InitializePolicy> _initialize;
     private readonly IRequestClient<SampleRollouts> _sample;

@@ -6,6 +6,14 @@ using static TorchSharp.torch;
 
 namespace PrefTune.Training.Tasks.Bandit;
 
+/// <summary>What the bandit asks of its policy family beyond <see cref="IPolicyFamily"/>: the gold reward depends on the
+/// response's shape (one action, or R of them), and so does its expectation.</summary>
+internal interface IBanditFamily : IPolicyFamily
+{
+    double GoldReward(Rollout rollout);
+    double ExpectedGoldReward(PolicyModel policy, int samplesPerPrompt, long seed);
+}
+
 /// <summary>
 /// The didactic bandit of Tajwar et al. 2024 (PAPER.md, Problem 1). With the "categorical" policy a prompt
 /// is one token k naming a fixed random context vector and a response is one token, the action a in [0, A);
@@ -22,22 +30,51 @@ public sealed class BanditTask : IPreferenceTask
 {
     private readonly BanditSpec _bandit;
     private readonly double[] _goldRewards;
-    private readonly GptBandit? _gpt;   // set when Policy is "gpt"; every policy-specific call goes to it
+    private readonly IBanditFamily _family;   // the registered policy kind named by Policy; every policy-specific call goes to it
+
+    public static TaskKind Descriptor { get; } = new()
+    {
+        Name = "bandit",
+        Summary = "the didactic bandit of Tajwar et al. (PAPER.md, Problem 1): A actions, gold reward exp(-((a - c) / w)^2)",
+        Create = spec => new BanditTask(spec),
+        PolicyOf = spec => BlockOf(spec).Policy,
+    };
 
     public BanditTask(TaskSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind != "bandit") throw new ArgumentException($"task.kind: expected 'bandit', got '{spec.Kind}'", nameof(spec));
-        _bandit = spec.Bandit ?? new BanditSpec();
+        _bandit = BlockOf(spec);
         Validate(_bandit);
         Spec = spec;
         DataDistribution = DataDistributionOf(_bandit.Actions, _bandit.DataLocation, _bandit.DataScale);
-        _goldRewards = Enumerable.Range(0, _bandit.Actions).Select(a => Reward(a, _bandit.RewardCenter, _bandit.RewardWidth)).ToArray();
-        _gpt = _bandit.Policy == "gpt" ? new GptBandit(_bandit, DataDistribution, _goldRewards) : null;
+        _goldRewards = GoldRewardsOf(_bandit);
+        _family = (IBanditFamily)PolicyRegistry.Get(Descriptor.Name, _bandit.Policy).Create(spec);
     }
 
-    /// <summary>Known values of <see cref="BanditSpec.Policy"/>.</summary>
-    public static IReadOnlyList<string> Policies { get; } = ["categorical", "gpt"];
+    /// <summary>Known values of <see cref="BanditSpec.Policy"/>: the policy kinds registered for the bandit.</summary>
+    public static IReadOnlyList<string> Policies => PolicyRegistry.NamesFor("bandit");
+
+    /// <summary>A policy kind of the bandit: the family is built from the spec's bandit block (or the defaults) with pi_data
+    /// and r(a) computed from it, and so is its footprint.</summary>
+    internal static PolicyKind PolicyKind(string name, string summary, Func<BanditSpec, double[], double[], IBanditFamily> create,
+        Func<BanditSpec, TaskFootprint> footprint) => new()
+    {
+        Name = name,
+        Summary = summary,
+        Task = "bandit",
+        Create = spec =>
+        {
+            var b = BlockOf(spec);
+            return create(b, DataDistributionOf(b.Actions, b.DataLocation, b.DataScale), GoldRewardsOf(b));
+        },
+        Footprint = spec => footprint(BlockOf(spec)),
+    };
+
+    private static BanditSpec BlockOf(TaskSpec spec) => spec.Bandit ?? new BanditSpec();
+
+    private static double[] GoldRewardsOf(BanditSpec b) =>
+        Enumerable.Range(0, b.Actions).Select(a => Reward(a, b.RewardCenter, b.RewardWidth)).ToArray();
 
     public TaskSpec Spec { get; }
 
@@ -72,213 +109,42 @@ public sealed class BanditTask : IPreferenceTask
     public IReadOnlyList<Prompt> PromptPool(int seed) =>
         Enumerable.Range(0, _bandit.Prompts).Select(k => new Prompt { PromptId = $"p{k}", Tokens = [k] }).ToList();
 
-    /// <summary>
-    /// torch.manual_seed(seed), then the MLP's initialisation, under <see cref="TorchRuntime.GlobalSeedLock"/>
-    /// so concurrent builders cannot interleave draws; the contexts come from their own (seed, k) generators.
-    /// The "gpt" policy: a <see cref="TinyGpt"/> initialised the same way (it has no context vectors).
-    /// </summary>
-    public PolicyModel CreatePolicy(int seed)
-    {
-        if (_gpt is not null) return _gpt.CreatePolicy(seed);
-        var contexts = ContextVectors(seed);
-        lock (TorchRuntime.GlobalSeedLock)
-        {
-            torch.manual_seed(seed);
-            return _bandit.Policy switch
-            {
-                "categorical" => new CategoricalPolicy(contexts, _bandit.Hidden, _bandit.Actions),
-                _ => throw new ArgumentException($"task.bandit.policy: unknown policy '{_bandit.Policy}'; known: {string.Join(", ", Policies)}"),
-            };
-        }
-    }
+    /// <summary>A fresh policy of the bandit's family (see <see cref="CategoricalBandit"/>, <see cref="GptBandit"/>).</summary>
+    public PolicyModel CreatePolicy(int seed) => _family.CreatePolicy(seed);
 
-    /// <summary>The [P, ContextSize] context vectors: row k ~ N(0, I) from a generator seeded by (seed, k).</summary>
-    public Tensor ContextVectors(int seed)
-    {
-        using var scope = NewDisposeScope();
-        var rows = Enumerable.Range(0, _bandit.Prompts).Select(k =>
-        {
-            using var generator = new Generator(ContextSeed(seed, k));
-            return randn([_bandit.ContextSize], generator: generator);   // [ContextSize]
-        }).ToArray();
-        return stack(rows).MoveToOuterDisposeScope();   // [P, ContextSize]
-    }
+    /// <summary>Fits a fresh policy to pi_data; returns the final cross-entropy (nats; at least H(pi_data)).</summary>
+    public double FitReference(PolicyModel policy, int seed) => _family.FitReference(policy, seed);
 
-    /// <summary>The generator seed of prompt k's context vector: the first 8 bytes of SHA-256("bandit-context", seed, k).</summary>
-    public static ulong ContextSeed(int seed, int k)
-    {
-        Span<byte> input = stackalloc byte[22];
-        "bandit-context"u8.CopyTo(input);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(input[14..], seed);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(input[18..], k);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(input, hash);
-        return System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(hash);
-    }
-
-    /// <summary>
-    /// ReferenceSteps full-batch Adam steps (lr ReferenceLearningRate) minimising, over every prompt, the
-    /// cross-entropy H(pi_data, pi(.|x)) = -sum_a pi_data(a) log pi(a|x). Deterministic (no sampling), so
-    /// <paramref name="seed"/> is unused. Returns the cross-entropy after the last step (nats; at least H(pi_data)).
-    /// The "gpt" policy: <see cref="GptBandit.FitReference"/> (every response position, pi_data contexts).
-    /// </summary>
-    public double FitReference(PolicyModel policy, int seed)
-    {
-        if (_gpt is not null) return _gpt.FitReference(policy, seed);
-        var model = Categorical(policy);
-        model.train();
-        using var target = tensor(DataDistribution.Select(p => (float)p).ToArray()).unsqueeze(0);   // [1, A]
-        using var prompts = arange(model.Prompts, dtype: int64);                                       // [P]
-        using (var optimizer = optim.Adam(model.parameters(), _bandit.ReferenceLearningRate))
-        {
-            for (var step = 0; step < _bandit.ReferenceSteps; step++)
-            {
-                using var _ = NewDisposeScope();
-                optimizer.zero_grad();
-                CrossEntropy(model, prompts, target).backward();
-                optimizer.step();
-            }
-        }
-        using var __ = NewDisposeScope();
-        using var noGrad = no_grad();
-        return CrossEntropy(model, prompts, target).item<float>();
-    }
-
-    private static Tensor CrossEntropy(CategoricalPolicy model, Tensor prompts, Tensor target)
-    {
-        var logProbs = nn.functional.log_softmax(model.forward(prompts), 1);   // [P, A]
-        return -(target * logProbs).sum(1).mean();                             // []
-    }
-
-    /// <summary>
-    /// C samples per prompt at the given temperature, from torch.multinomial with a generator seeded by
-    /// <paramref name="seed"/>. Rollouts are group-major (all C of prompt 0, then prompt 1, ...), Group is
-    /// the prompt's index in <paramref name="prompts"/>, SampleId is derived from (batchId, index).
-    /// TokenLogProbs holds log pi(a|x) at temperature 1, i.e. under the policy itself (what the Learner's
-    /// log-probs and importance ratios are measured against), whatever temperature sampled it.
-    /// The "gpt" policy: ResponseLength tokens per response, sampled autoregressively (<see cref="GptBandit.Generate"/>).
-    /// </summary>
+    /// <summary>C samples per prompt, group-major (all C of prompt 0, then prompt 1, ...), with log pi at temperature 1.</summary>
     public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt,
         double temperature, long seed, int policyVersion, Guid batchId)
     {
         if (responsesPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(responsesPerPrompt), responsesPerPrompt, "C must be at least 1");
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature must be positive");
         if (prompts.Count == 0) return [];
-        if (_gpt is not null) return _gpt.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
-        var model = Categorical(policy);
-
-        var promptIndex = prompts.Select(p => PromptIndex(p.Tokens, model, p.PromptId)).ToArray();
-        long[] actions;
-        float[] logProbs;
-        using (var _ = NewDisposeScope())
-        using (no_grad())
-        using (var generator = new Generator(unchecked((ulong)seed)))
-        {
-            var logits = model.forward(tensor(promptIndex));                                       // [G, A]
-            var probs = nn.functional.softmax(logits / temperature, 1);                             // [G, A]
-            var sampled = multinomial(probs, responsesPerPrompt, replacement: true, generator: generator);   // [G, C]
-            var chosen = nn.functional.log_softmax(logits, 1).gather(1, sampled);                  // [G, C]
-            actions = sampled.reshape(-1).data<long>().ToArray();                                  // [G*C], group-major
-            logProbs = chosen.reshape(-1).data<float>().ToArray();
-        }
-
-        var rollouts = new List<Rollout>(actions.Length);
-        for (var i = 0; i < actions.Length; i++)
-        {
-            var group = i / responsesPerPrompt;
-            rollouts.Add(new Rollout
-            {
-                SampleId = SampleIdOf(batchId, i),
-                PromptId = prompts[group].PromptId,
-                Group = group,
-                PromptTokens = [.. prompts[group].Tokens],
-                ResponseTokens = [(int)actions[i]],
-                TokenLogProbs = [logProbs[i]],
-                PolicyVersion = policyVersion,
-            });
-        }
-        return rollouts;
+        return _family.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
     }
 
-    /// <summary>log pi(y|x) for each rollout: [N], with the gradient when the policy's parameters carry it.
-    /// Categorical: log pi(a|x); "gpt": the sum of the response tokens' log-probs.</summary>
-    public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts)
-    {
-        if (_gpt is not null) return _gpt.SequenceLogProbs(policy, rollouts);
-        var model = Categorical(policy);
-        using var scope = NewDisposeScope();
-        var prompts = tensor(rollouts.Select(r => PromptIndex(r.PromptTokens, model, r.PromptId)).ToArray());   // [N]
-        var actions = tensor(rollouts.Select(r => (long)ActionOf(r)).ToArray());                                 // [N]
-        var logProbs = nn.functional.log_softmax(model.forward(prompts), 1);                                     // [N, A]
-        return logProbs.gather(1, actions.unsqueeze(1)).squeeze(1).MoveToOuterDisposeScope();                   // [N]
-    }
+    /// <summary>log pi(y|x) for each rollout: [N], with the gradient when the policy's parameters carry it.</summary>
+    public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.SequenceLogProbs(policy, rollouts);
 
-    /// <summary>"gpt": the R token log-probs and value estimates (<see cref="GptBandit.ScoreTokens"/>); the categorical
-    /// policy has one action per response and no value head, so null.</summary>
-    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _gpt?.ScoreTokens(policy, rollouts);
+    /// <summary>"gpt": the R token log-probs and value estimates; the categorical policy has one action per response and no
+    /// value head, so null.</summary>
+    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.ScoreTokens(policy, rollouts);
 
     /// <summary>r(a) of the rollout's action; "gpt": the mean of r(a) over its ResponseLength tokens.</summary>
-    public double GoldReward(Rollout rollout) => _gpt?.GoldReward(rollout) ?? _goldRewards[ActionOf(rollout)];
+    public double GoldReward(Rollout rollout) => _family.GoldReward(rollout);
 
-    /// <summary>pi(.|x) for every prompt of the policy: [P, A] probabilities, no gradient.</summary>
-    public Tensor ActionProbabilities(PolicyModel policy)
-    {
-        var model = Categorical(policy);
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        return nn.functional.softmax(model.forward(arange(model.Prompts, dtype: int64)), 1).MoveToOuterDisposeScope();
-    }
+    /// <summary>pi(.|x) for every prompt of a categorical policy: [P, A] probabilities, no gradient.</summary>
+    public Tensor ActionProbabilities(PolicyModel policy) => CategoricalBandit.ActionProbabilities(policy);
 
-    /// <summary>
-    /// Categorical: exact E[r(a)] under the policy, averaged over its prompts (no sampling; the other
-    /// arguments are unused). "gpt": the expected per-token gold reward at temperature 1, estimated from
-    /// <paramref name="samplesPerPrompt"/> sampled responses per prompt (<see cref="GptBandit.ExpectedGoldReward"/>).
-    /// </summary>
-    public double ExpectedGoldReward(PolicyModel policy, int samplesPerPrompt = 128, long seed = 0)
-    {
-        if (_gpt is not null) return _gpt.ExpectedGoldReward(policy, samplesPerPrompt, seed);
-        using var scope = NewDisposeScope();
-        var probs = ActionProbabilities(policy);                                          // [P, A]
-        var rewards = tensor(_goldRewards.Select(r => (float)r).ToArray());                // [A]
-        return (probs * rewards).sum(1).mean().item<float>();
-    }
+    /// <summary>Categorical: exact E[r(a)] under the policy, averaged over its prompts. "gpt": the expected per-token gold
+    /// reward at temperature 1, estimated from <paramref name="samplesPerPrompt"/> sampled responses per prompt.</summary>
+    public double ExpectedGoldReward(PolicyModel policy, int samplesPerPrompt = 128, long seed = 0) =>
+        _family.ExpectedGoldReward(policy, samplesPerPrompt, seed);
 
     /// <summary>Expected gold reward under pi_data.</summary>
     public double DataExpectedGoldReward => DataDistribution.Select((p, a) => p * _goldRewards[a]).Sum();
-
-    /// <summary>
-    /// The memory of this bandit's policy and samples from its spec alone. Per-sample sizes: the categorical MLP keeps
-    /// context + 2 hidden + A numbers per sample, three times over in a gradient step (activations, gradients,
-    /// temporaries); the tiny GPT keeps about 24 d numbers per layer and 8 V per position in a gradient step, and a KV
-    /// cache and logits while sampling. The GPT's factors were fitted to one measured run (the default gpt bandit at
-    /// B = M = 20,000 peaked 233 KB per sample above B = 100; these factors, with the rollout's own records, say 267 KB).
-    /// </summary>
-    public static TaskFootprint Footprint(BanditSpec b)
-    {
-        if (b.Policy == "gpt")
-        {
-            double positions = 1 + (double)b.ResponseLength, d = b.Width, v = b.Actions, layers = b.Layers;
-            return new TaskFootprint
-            {
-                Weights = TinyGpt.ParameterCount(b.Actions, 1 + b.ResponseLength, b.Layers, b.Width),
-                WeightFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("width", b.Width)],
-                TokensPerRollout = positions,
-                TrainingNumbersPerSample = positions * (layers * (24 * d + 3 * b.Heads * positions) + 8 * v),
-                InferenceNumbersPerSample = positions * (layers * 10 * d + 3 * v),
-                SampleFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("heads", b.Heads), new("width", b.Width)],
-            };
-        }
-        double perSample = (double)b.ContextSize + 2.0 * b.Hidden + b.Actions;
-        return new TaskFootprint
-        {
-            Weights = CategoricalPolicy.ParameterCount(b.Prompts, b.ContextSize, b.Hidden, b.Actions),
-            WeightFields = [new("prompts", b.Prompts), new("context_size", b.ContextSize), new("hidden", b.Hidden), new("actions", b.Actions)],
-            TokensPerRollout = 2,
-            TrainingNumbersPerSample = 3 * perSample,
-            InferenceNumbersPerSample = perSample + 2.0 * b.Actions,
-            SampleFields = [new("context_size", b.ContextSize), new("hidden", b.Hidden), new("actions", b.Actions)],
-        };
-    }
 
     /// <summary>A deterministic sample id: the first 16 bytes of SHA-256(batchId, index), marked RFC 9562 version 8.</summary>
     public static Guid SampleIdOf(Guid batchId, int index)
@@ -292,26 +158,6 @@ public sealed class BanditTask : IPreferenceTask
         hash[8] = (byte)((hash[8] & 0x3F) | 0x80);   // RFC 9562 variant
         return new Guid(hash[..16], bigEndian: true);
     }
-
-    private int ActionOf(Rollout rollout)
-    {
-        if (rollout.ResponseTokens.Length != 1)
-            throw new ArgumentException($"bandit rollout {rollout.SampleId}: a response is one action token, got {rollout.ResponseTokens.Length}");
-        var action = rollout.ResponseTokens[0];
-        if (action < 0 || action >= _bandit.Actions)
-            throw new ArgumentException($"bandit rollout {rollout.SampleId}: action {action} is outside [0, {_bandit.Actions})");
-        return action;
-    }
-
-    private static long PromptIndex(int[] tokens, CategoricalPolicy model, string promptId)
-    {
-        if (tokens.Length != 1 || tokens[0] < 0 || tokens[0] >= model.Prompts)
-            throw new ArgumentException($"bandit prompt '{promptId}': expected one token in [0, {model.Prompts}), got [{string.Join(", ", tokens)}]");
-        return tokens[0];
-    }
-
-    private static CategoricalPolicy Categorical(PolicyModel policy) => policy as CategoricalPolicy
-        ?? throw new ArgumentException($"the bandit's categorical policy expected, got {policy.GetType().Name}", nameof(policy));
 
     private static void Validate(BanditSpec b)
     {

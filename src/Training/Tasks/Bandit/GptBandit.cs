@@ -14,15 +14,39 @@ namespace PrefTune.Training.Tasks.Bandit;
 /// sampled autoregressively by a <see cref="TinyGpt"/> whose vocabulary is the A actions (prompt ids share
 /// it) and whose block is 1 + R. The gold reward of a response is the mean of r(a) over its tokens.
 /// </summary>
-internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, double[] goldRewards)
+internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, double[] goldRewards) : IBanditFamily
 {
+    public static PolicyKind Descriptor { get; } = BanditTask.PolicyKind("gpt",
+        "a tiny GPT over the A actions as its vocabulary, response_length actions per response, with a value head",
+        (b, data, gold) => new GptBandit(b, data, gold), Footprint);
+
+    /// <summary>
+    /// The memory of this policy and its samples from the spec alone: the tiny GPT keeps about 24 d numbers per layer and
+    /// 8 V per position in a gradient step, and a KV cache and logits while sampling. The factors were fitted to one
+    /// measured run (the default gpt bandit at B = M = 20,000 peaked 233 KB per sample above B = 100; these factors, with
+    /// the rollout's own records, say 267 KB).
+    /// </summary>
+    public static TaskFootprint Footprint(BanditSpec b)
+    {
+        double positions = 1 + (double)b.ResponseLength, d = b.Width, v = b.Actions, layers = b.Layers;
+        return new TaskFootprint
+        {
+            Weights = TinyGpt.ParameterCount(b.Actions, 1 + b.ResponseLength, b.Layers, b.Width),
+            WeightFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("width", b.Width)],
+            TokensPerRollout = positions,
+            TrainingNumbersPerSample = positions * (layers * (24 * d + 3 * b.Heads * positions) + 8 * v),
+            InferenceNumbersPerSample = positions * (layers * 10 * d + 3 * v),
+            SampleFields = [new("actions", b.Actions), new("response_length", b.ResponseLength), new("layers", b.Layers), new("heads", b.Heads), new("width", b.Width)],
+        };
+    }
+
     /// <summary>Sequences per prompt in each step of the reference fit (8 prompts: 64 sequences a step).</summary>
     public const int ReferenceSequencesPerPrompt = 8;
 
     private int R => bandit.ResponseLength;
 
     /// <summary>torch.manual_seed(seed) and a fresh TinyGpt, under <see cref="TorchRuntime.GlobalSeedLock"/>.</summary>
-    public TinyGpt CreatePolicy(int seed)
+    public PolicyModel CreatePolicy(int seed)
     {
         lock (TorchRuntime.GlobalSeedLock)
         {

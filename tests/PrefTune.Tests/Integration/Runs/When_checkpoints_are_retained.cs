@@ -138,12 +138,8 @@ public sealed class When_checkpoints_are_retained(PostgresServer postgres)
             var outcome = await session.RunAsync(spec, null, CancellationToken.None);
             run = (await RecordedRun.LoadAsync(session.Store, outcome.RunId, CancellationToken.None))!;
         }
-        TrainPolicy Batch(int i, CheckpointRef policy, Guid runId) => new()
-        {
-            RunId = runId, BatchId = run.Assembled[i].BatchId, Iteration = i, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
-            Policy = policy, Reference = run.Initialized!.Reference, Samples = run.SamplesOf(run.Assembled[i]),
-            Seed = RunDriver.SeedFor(spec.Seed, i, 3), TorchThreads = spec.TorchThreads, KeepCheckpoint = false,
-        };
+        TrainPolicy Batch(int i, CheckpointRef policy, Guid runId) => Algorithm1.TrainRequest(spec, runId, run.Assembled[i].BatchId, i, policy,
+            run.Initialized!.Reference, run.SamplesOf(run.Assembled[i]), keepCheckpoint: false);
 
         // A Learner trains three batches (versions 1-3 are transient copies), then its process dies.
         var runId = Guid.NewGuid();
@@ -181,12 +177,8 @@ public sealed class When_checkpoints_are_retained(PostgresServer postgres)
             var policy = reference;
             foreach (var batch in run.Assembled)
             {
-                learner.Train(new TrainPolicy
-                {
-                    RunId = run.Started.RunId, BatchId = batch.BatchId, Iteration = batch.Iteration, Task = spec.Task, Method = spec.Method,
-                    Loop = spec.Loop, Policy = policy, Reference = reference, Samples = run.SamplesOf(batch),
-                    Seed = RunDriver.SeedFor(spec.Seed, batch.Iteration, 3), TorchThreads = spec.TorchThreads,
-                });
+                learner.Train(Algorithm1.TrainRequest(spec, run.Started.RunId, batch.BatchId, batch.Iteration, policy, reference,
+                    run.SamplesOf(batch), keepCheckpoint: false));
                 policy = await store.PutAsync(learner.Version, learner.SaveWeights(), CancellationToken.None);
                 await store.PutAsync(learner.Version, learner.SaveTrainerState()!, CancellationToken.None);
                 Assert.Equal(run.Trained[batch.BatchId].Checkpoint.Sha256, policy.Sha256);
