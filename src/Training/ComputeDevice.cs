@@ -14,6 +14,9 @@ public static class ComputeDevice
 {
     public const string Variable = "PREFTUNE_DEVICE";
 
+    /// <summary>What a command's --device option says (one text for every command that has one).</summary>
+    public const string OptionHelp = "cpu, cuda or cuda:N (cuda needs the CUDA build). Default: PREFTUNE_DEVICE, else cpu";
+
     /// <summary>The libtorch backend this build links (the TorchBackend MSBuild property, stamped into the assembly).</summary>
     public static string Backend { get; } =
         typeof(ComputeDevice).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "TorchBackend")?.Value ?? "cpu";

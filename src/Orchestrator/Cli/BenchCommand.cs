@@ -38,8 +38,13 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         public string? Model { get; init; }
 
         [CommandOption("--device <DEVICE>")]
-        [Description("With --lm: cpu or cuda. Default: PREFTUNE_DEVICE, else cpu.")]
+        [Description(Training.ComputeDevice.OptionHelp)]
         public string? Device { get; init; }
+
+        [CommandOption("--threads <N>")]
+        [Description("With --lm: torch threads (default 1, the services' default; more threads on a busy machine can be far slower).")]
+        [DefaultValue(1)]
+        public int Threads { get; init; } = 1;
 
         [CommandOption("--method <LABEL>")]
         [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method.")]
@@ -50,7 +55,7 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
     {
         if (settings.LanguageModels)
         {
-            LanguageModelBench.Run(settings.Model, Training.ComputeDevice.Resolve(settings.Device), Environment.ProcessorCount);
+            LanguageModelBench.Run(settings.Model, Training.ComputeDevice.Resolve(settings.Device), settings.Threads);
             return 0;
         }
         var experiment = ExperimentFile.Load(settings.Experiment);

@@ -71,7 +71,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         public int Threads { get; init; } = 1;
 
         [CommandOption("--device <DEVICE>")]
-        [Description("cpu or cuda (cuda:N); needs the CUDA build. Default: PREFTUNE_DEVICE, else cpu")]
+        [Description(ComputeDevice.OptionHelp)]
         public string? Device { get; init; }
 
         [CommandOption("--no-cache")]
