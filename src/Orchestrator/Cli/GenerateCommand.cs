@@ -70,6 +70,10 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         [DefaultValue(1)]
         public int Threads { get; init; } = 1;
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(ComputeDevice.OptionHelp)]
+        public string? Device { get; init; }
+
         [CommandOption("--no-cache")]
         [Description("Re-run the whole prefix at every step instead of keeping the keys and values (same tokens; for timing)")]
         public bool NoCache { get; init; }
@@ -83,7 +87,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         if ((settings.Prompt is null) == (settings.PromptIds is null))
             throw new ArgumentException("give the prompt as --prompt TEXT or as --prompt-ids 1,2,3 (one of them)");
         TorchRuntime.UseThreads(settings.Threads);
-        using var model = Checkpoints.Load(settings.Model);
+        using var model = Checkpoints.Load(settings.Model, ComputeDevice.Resolve(settings.Device));
         var tokenizerPath = settings.Tokenizer ?? (Directory.Exists(settings.Model) && File.Exists(Path.Combine(settings.Model, "tokenizer.json")) ? settings.Model : null);
         using var tokenizer = tokenizerPath is null ? null : TextTokenizers.Load(tokenizerPath);
         if (tokenizer is not null) TokenizerChecks.EnsureFits(tokenizer, model.Config, tokenizerPath!);

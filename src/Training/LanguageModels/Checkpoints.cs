@@ -21,11 +21,18 @@ public static class Checkpoints
     /// <summary>Safetensors dtypes PrefTune reads (converted to float32 on load).</summary>
     private static readonly HashSet<string> FloatDtypes = ["F32", "F16", "BF16", "F64"];
 
-    /// <summary>A directory is a Hugging Face model; a file is a llama2.c checkpoint.</summary>
-    public static LanguageModel Load(string path) =>
-        Directory.Exists(path) ? LoadHf(path)
-        : File.Exists(path) ? Llama2cCheckpoint.Load(path)
-        : throw new ModelLoadException(path, null, "no such model directory or llama2.c checkpoint file");
+    /// <summary>
+    /// A directory is a Hugging Face model; a file is a llama2.c checkpoint. Read on the CPU, then moved to
+    /// <paramref name="device"/> (default: the device setting, <see cref="ComputeDevice.Resolve"/>).
+    /// </summary>
+    public static LanguageModel Load(string path, Device? device = null)
+    {
+        device ??= ComputeDevice.Resolve();   // before reading: a bad device setting fails fast
+        var model = Directory.Exists(path) ? LoadHf(path)
+            : File.Exists(path) ? Llama2cCheckpoint.Load(path)
+            : throw new ModelLoadException(path, null, "no such model directory or llama2.c checkpoint file");
+        return device.type == DeviceType.CPU ? model : model.to(device);
+    }
 
     /// <summary>Loads a Hugging Face model directory.</summary>
     public static LanguageModel LoadHf(string directory)

@@ -35,7 +35,15 @@ public sealed class LanguageModel : nn.Module
     public LanguageModelConfig Config { get; }
 
     /// <summary>The device the weights live on: every input goes there.</summary>
-    public Device Device => backbone.TokenEmbedding.device;
+    /// <remarks>In a scope of its own: reading a module's weight makes a tensor handle, which would outlive a caller without one.</remarks>
+    public Device Device
+    {
+        get
+        {
+            using var scope = NewDisposeScope();
+            return backbone.TokenEmbedding.device;
+        }
+    }
 
     /// <summary>
     /// Head outputs at every position of this call's tokens: ids (B, T) int64 -> (B, T, V) logits, or (B, T, num_labels)

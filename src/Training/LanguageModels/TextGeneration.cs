@@ -61,7 +61,7 @@ public static class TextGeneration
         }
 
         var rows = prompts.SelectMany((_, p) => Enumerable.Range(0, settings.Samples).Select(s => (Prompt: p, Sample: s))).ToList();
-        using var generator = new Generator((ulong)settings.Seed);
+        using var generator = new Generator((ulong)settings.Seed, model.Device);   // multinomial draws on the logits' device
         var results = new List<GeneratedResponse>(rows.Count);
         using var noGrad = no_grad();
         foreach (var chunk in rows.Chunk(settings.MaxBatch))
