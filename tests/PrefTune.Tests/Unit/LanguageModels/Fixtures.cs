@@ -14,7 +14,19 @@ namespace PrefTune.Tests.Unit.LanguageModels;
 /// </summary>
 public static class Fixtures
 {
-    public static string Models => Path.GetFullPath(Path.Combine(ExperimentText.RepositoryRoot(), "..", "shared", "models"));
+    /// <summary>PREFTUNE_TEST_MODELS if set (a clone elsewhere), else ../shared/models beside the repository; a folder
+    /// that is not there fails the test saying where it looked, rather than as a missing expected.json.</summary>
+    public static string Models
+    {
+        get
+        {
+            var folder = Environment.GetEnvironmentVariable("PREFTUNE_TEST_MODELS") is { Length: > 0 } given
+                ? Path.GetFullPath(given)
+                : Path.GetFullPath(Path.Combine(ExperimentText.RepositoryRoot(), "..", "shared", "models"));
+            return Directory.Exists(folder) ? folder
+                : throw new DirectoryNotFoundException($"model fixtures not found at {folder}: clone beside shared/ or set PREFTUNE_TEST_MODELS");
+        }
+    }
     public static string Stories => Path.Combine(Models, "stories260K");
     public static string StoriesHf => Path.Combine(Stories, "hf");
     public static string StoriesBin => Path.Combine(Stories, "llama2c", "stories260K.bin");
