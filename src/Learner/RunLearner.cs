@@ -1,6 +1,8 @@
 using PrefTune.Messages;
 using PrefTune.Training;
+using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Methods;
+using PrefTune.Training.Optimization;
 using PrefTune.Training.Policies;
 using PrefTune.Training.Tasks;
 using TorchSharp;
@@ -19,7 +21,7 @@ public sealed class RunLearner : IDisposable
     private readonly IPreferenceTask _task;
     private readonly PolicyModel _policy;
     private readonly PolicyModel _reference;
-    private optim.Optimizer? _optimizer;
+    private LearnerOptimizer? _optimizer;
     private IPreferenceLoss? _loss;
     private MethodSpec? _method;
     /// <summary>Restored optimizer and loss state, applied when the method's optimizer is built.</summary>
@@ -83,19 +85,21 @@ public sealed class RunLearner : IDisposable
 
     /// <summary>The optimizer and loss state that continue training from the current weights (null before the first step).</summary>
     public byte[]? SaveTrainerState() =>
-        _optimizer is null || _loss is null || _method is null ? null : TrainerState.Save(_method.Name, _optimizer, _loss);
+        _optimizer is null || _loss is null || _method is null ? null : TrainerState.Save(_method.Name, _optimizer.Inner, _loss);
 
     /// <summary>T passes of minibatches over the batch; returns one <see cref="UpdateApplied"/> per gradient step.</summary>
     public IReadOnlyList<UpdateApplied> Train(TrainPolicy command)
     {
         var loop = command.Loop;
-        EnsureMethod(command.Method, loop.LearningRate);
+        EnsureMethod(command.Method, loop, command.Optimizer);
+        var microBatch = command.Optimizer?.MicroBatch;
         var groups = GroupsOf(command.Samples, loop.C);
         var groupsPerMinibatch = loop.M / loop.C;
         if (groups.Count % groupsPerMinibatch != 0)
             throw new ArgumentException($"batch {command.BatchId}: {groups.Count} prompt groups do not split into minibatches of M/C = {groupsPerMinibatch}");
 
         var oldValues = _tokenLevel ? OldValues(command.Samples) : null;
+        var reference = _tokenLevel ? null : ReferenceLogProbsOf(command.Samples, microBatch ?? command.Samples.Count);
         var order = new Random(unchecked((int)command.Seed));
         var updates = new List<UpdateApplied>();
         for (var pass = 0; pass < loop.T; pass++)
@@ -105,7 +109,9 @@ public sealed class RunLearner : IDisposable
             for (var minibatch = 0; minibatch < shuffled.Length / groupsPerMinibatch; minibatch++)
             {
                 var samples = shuffled.Skip(minibatch * groupsPerMinibatch).Take(groupsPerMinibatch).SelectMany(g => g).ToList();
-                var (loss, metrics, logRatios, pairs) = Step(samples, groupsPerMinibatch, loop.C, command.BatchId, oldValues);
+                var (loss, metrics, logRatios, pairs) = oldValues is null
+                    ? SequenceStep(samples, groupsPerMinibatch, loop.C, command.BatchId, reference!, microBatch)
+                    : TokenStep(samples, groupsPerMinibatch, loop.C, command.BatchId, oldValues);
                 updates.Add(new UpdateApplied
                 {
                     RunId = command.RunId,
@@ -135,11 +141,42 @@ public sealed class RunLearner : IDisposable
         return weights;
     }
 
-    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios, IReadOnlyList<PairBuilt>? Pairs) Step(List<TrainingSample> samples,
-        int groups, int c, Guid batchId, IReadOnlyDictionary<TrainingSample, float[]>? oldValues)
+    /// <summary>
+    /// One gradient step of a sequence-level method: the loss, unchanged, on the [G, C] sequence log-probs, its gradient
+    /// accumulated over micro-batches when the optimizer names one (<see cref="GradientAccumulation"/>), then the
+    /// optimizer's step. pi_ref's log-probs come from <paramref name="reference"/>, computed once for the batch.
+    /// </summary>
+    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios, IReadOnlyList<PairBuilt>? Pairs) SequenceStep(List<TrainingSample> samples,
+        int groups, int c, Guid batchId, IReadOnlyDictionary<Guid, float> reference, int? microBatch)
     {
         using var scope = NewDisposeScope();
-        var batch = oldValues is null ? SequenceBatch(samples, groups, c) : TokenBatchOf(samples, groups, c, oldValues);
+        var rollouts = samples.Select(s => s.Rollout).ToList();
+        var refLogProbs = tensor(rollouts.Select(r => reference[r.SampleId]).ToArray()).reshape(groups, c);   // [G, C]
+        var fixedPart = WithSamples(samples, groups, c, zeros(groups, c), refLogProbs);   // LogProbs replaced by the policy's below
+        _optimizer!.ZeroGrad();
+        var result = GradientAccumulation.Backward(rollouts.Count, microBatch ?? rollouts.Count,
+            (start, count) => _task.SequenceLogProbs(_policy, rollouts.GetRange(start, count)),   // [count], carries grad
+            logProbs => _loss!.Compute(fixedPart with { LogProbs = logProbs.reshape(groups, c) }));
+        var loss = (float)result.Loss;
+        if (!float.IsFinite(loss))
+            throw new InvalidOperationException($"non-finite loss ({loss}) at step {Version + 1} in batch {batchId}; no checkpoint was published from it");
+        var logProbs = result.LogProbs.reshape(groups, c);                                     // [G, C], before the step
+        // before the step: log pi_theta - log pi_old per sample, in the order of samples
+        var logRatios = (logProbs - fixedPart.SamplingLogProbs).flatten().to_type(ScalarType.Float64).data<double>().ToArray();
+        var step = _optimizer.Step();
+        var metrics = StepMetrics(loss, step, (logProbs - refLogProbs).mean().item<float>());
+        foreach (var (name, value) in result.Metrics)
+            metrics["train/" + name] = value;
+        return (loss, metrics, logRatios, PairsOf(result.Pairs, samples, c));
+    }
+
+    /// <summary>One gradient step of a token-level method on the minibatch's per-token view (no micro-batches: PPO's
+    /// token terms are computed on the whole minibatch).</summary>
+    private (double Loss, Dictionary<string, double> Metrics, double[] LogRatios, IReadOnlyList<PairBuilt>? Pairs) TokenStep(List<TrainingSample> samples,
+        int groups, int c, Guid batchId, IReadOnlyDictionary<TrainingSample, float[]> oldValues)
+    {
+        using var scope = NewDisposeScope();
+        var batch = TokenBatchOf(samples, groups, c, oldValues);
         var (logProbs, refLogProbs) = (batch.LogProbs, batch.RefLogProbs);                     // [G, C] each
         // before the step: log pi_theta - log pi_old per sample, in the order of samples
         var logRatios = (logProbs.detach() - batch.SamplingLogProbs).flatten().to_type(ScalarType.Float64).data<double>().ToArray();
@@ -148,32 +185,42 @@ public sealed class RunLearner : IDisposable
         if (!float.IsFinite(loss))
             throw new InvalidOperationException($"non-finite loss ({loss}) at step {Version + 1} in batch {batchId}; no checkpoint was published from it");
 
-        _optimizer!.zero_grad();
+        _optimizer!.ZeroGrad();
         output.Loss.backward();
-        var gradNorm = Math.Sqrt(_policy.parameters().Where(p => p.grad is not null).Sum(p => p.grad!.pow(2).sum().item<float>()));
-        _optimizer.step();
-
-        var metrics = new Dictionary<string, double>
-        {
-            ["train/loss"] = loss,
-            ["train/grad_norm"] = gradNorm,
-            // mean log pi(y) - log pi_ref(y) over the minibatch: KL(pi || pi_ref) when y ~ pi (online, no lag)
-            ["train/objective/kl"] = (logProbs.detach() - refLogProbs).mean().item<float>(),
-        };
+        var step = _optimizer.Step();
+        var metrics = StepMetrics(loss, step, (logProbs.detach() - refLogProbs).mean().item<float>());
         foreach (var (name, value) in output.Metrics)
             metrics["train/" + name] = value.item<float>();
         return (loss, metrics, logRatios, PairsOf(output.Pairs, samples, c));
     }
 
-    /// <summary>The sequence-level minibatch every method reads: [G, C] log-probs of the policy (with grad) and pi_ref.</summary>
-    private GroupBatch SequenceBatch(List<TrainingSample> samples, int groups, int c)
+    /// <summary>The metrics every step reports; kl is the minibatch's mean log pi(y) - log pi_ref(y): KL(pi || pi_ref) when y ~ pi
+    /// (online, no lag).</summary>
+    private Dictionary<string, double> StepMetrics(float loss, OptimizerStep step, float kl)
     {
-        var rollouts = samples.Select(s => s.Rollout).ToList();
-        var logProbs = _task.SequenceLogProbs(_policy, rollouts).reshape(groups, c);            // [G, C], carries grad
-        Tensor refLogProbs;
-        using (no_grad())
-            refLogProbs = _task.SequenceLogProbs(_reference, rollouts).reshape(groups, c);   // [G, C]
-        return WithSamples(samples, groups, c, logProbs, refLogProbs);
+        var metrics = new Dictionary<string, double>
+        {
+            ["train/loss"] = loss,
+            ["train/grad_norm"] = step.GradNorm,
+            ["train/objective/kl"] = kl,
+        };
+        if (_optimizer!.ReportsRate) metrics["train/learning_rate"] = step.LearningRate;
+        return metrics;
+    }
+
+    /// <summary>log pi_ref(y|x) of every sample of the batch, without gradient, in chunks of <paramref name="chunk"/>: pi_ref is
+    /// frozen, so the T passes and their minibatches read it rather than running the reference again.</summary>
+    private Dictionary<Guid, float> ReferenceLogProbsOf(IReadOnlyList<TrainingSample> samples, int chunk)
+    {
+        var result = new Dictionary<Guid, float>(samples.Count);
+        using var noGrad = no_grad();
+        foreach (var part in samples.Chunk(chunk))
+        {
+            using var scope = NewDisposeScope();
+            var values = _task.SequenceLogProbs(_reference, part.Select(s => s.Rollout).ToList()).data<float>().ToArray();
+            for (var i = 0; i < part.Length; i++) result[part[i].Rollout.SampleId] = values[i];
+        }
+        return result;
     }
 
     /// <summary>The [G, C] batch from the model's log-probs plus what the samples carry (sampling log-probs, rewards, lengths).</summary>
@@ -268,7 +315,7 @@ public sealed class RunLearner : IDisposable
             };
         }).ToList();
 
-    private void EnsureMethod(MethodSpec method, double learningRate)
+    private void EnsureMethod(MethodSpec method, LoopSpec loop, OptimizerSettings? optimizer)
     {
         if (_method is not null && _method.Name == method.Name && _optimizer is not null) return;
         var descriptor = MethodRegistry.Get(method.Name);
@@ -277,10 +324,10 @@ public sealed class RunLearner : IDisposable
         _loss = descriptor.Create(parameters);
         _tokenLevel = descriptor.TokenLevel;
         _optimizer?.Dispose();
-        _optimizer = optim.Adam(_policy.parameters(), learningRate);
+        _optimizer = LearnerOptimizer.For(_policy.parameters(), optimizer, loop, stepsTaken: Version);
         _method = method;
         if (_pendingState is not null && _pendingState.Method == method.Name)
-            _pendingState.ApplyTo(_optimizer, _loss);
+            _pendingState.ApplyTo(_optimizer.Inner, _loss);
         _pendingState = null;
     }
 

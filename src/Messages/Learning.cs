@@ -35,6 +35,8 @@ public sealed record TrainPolicy
     /// <summary>Seeds the minibatch order.</summary>
     public required long Seed { get; init; }
     public int TorchThreads { get; init; } = 1;
+    /// <summary>The run's optimizer (<see cref="RunSpec.Optimizer"/>); null is plain Adam at Loop.LearningRate.</summary>
+    public OptimizerSettings? Optimizer { get; init; }
     /// <summary>Store the resulting checkpoint for good (a kept version: see <see cref="LoopSpec.CheckpointEvery"/>); false
     /// stores it as the run's transient copy, which the Orchestrator removes once nothing needs it. True by default: an
     /// Orchestrator that predates retention keeps every version.</summary>

@@ -11,6 +11,15 @@ public enum RolloutPurpose
     Evaluation,
 }
 
+/// <summary>How a generated response ended.</summary>
+public enum FinishReason
+{
+    /// <summary>It emitted a stop token (the last of its ResponseTokens).</summary>
+    Stop,
+    /// <summary>It reached max_new_tokens without one: truncated.</summary>
+    Length,
+}
+
 /// <summary>A prompt x: an id and its tokens (for the bandit, one token naming its context vector).</summary>
 public sealed record Prompt
 {
@@ -53,6 +62,16 @@ public sealed record Rollout
     public required int PolicyVersion { get; init; }
     /// <summary>log pi_ref(y|x), sequence level, when the request asked for it.</summary>
     public double? ReferenceLogProb { get; init; }
+    /// <summary>How a language model's response ended; null for fixed-length responses (the bandit). A stopped response's
+    /// last token is the stop token, scored like the others: pi(y|x) includes the decision to stop.</summary>
+    public FinishReason? Finish { get; init; }
+}
+
+public static class RolloutLengths
+{
+    /// <summary>The response's length in tokens, the stop token not counted (what a length reward measures).</summary>
+    public static int ContentLength(this Rollout rollout) =>
+        rollout.ResponseTokens.Length - (rollout.Finish == FinishReason.Stop ? 1 : 0);
 }
 
 /// <summary>The Sampler's answer to <see cref="SampleRollouts"/>.</summary>

@@ -8,8 +8,8 @@ public sealed record ScoreRollouts
     public required RolloutPurpose Purpose { get; init; }
     public required TaskSpec Task { get; init; }
     public required IReadOnlyList<Rollout> Rollouts { get; init; }
-    /// <summary>A learned (proxy) reward model; null means the task's gold reward is also the training reward.</summary>
-    public CheckpointRef? RewardModel { get; init; }
+    /// <summary>The learned reward a method trains on (<see cref="RunSpec.RewardModel"/>); null is the task's gold reward.</summary>
+    public RewardModelSpec? RewardModel { get; init; }
 }
 
 /// <summary>Rewards of one rollout.</summary>

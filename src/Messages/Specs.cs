@@ -23,14 +23,70 @@ public sealed record RunSpec
     public int Seed { get; init; }
     /// <summary>libtorch intra-op threads in every service; results are bit-identical only at equal thread counts.</summary>
     public int TorchThreads { get; init; } = 1;
+    /// <summary>AdamW with weight decay, clipping, a schedule and micro-batches; null is plain Adam at loop.learning_rate
+    /// without clipping, as the bandit study trains.</summary>
+    public OptimizerSettings? Optimizer { get; init; }
+    /// <summary>The learned reward the method trains on; null trains on the task's gold reward (the bandit study does).</summary>
+    public RewardModelSpec? RewardModel { get; init; }
+}
+
+/// <summary>A learned reward model r_phi that a run trains on in place of the gold reward, which is still measured beside it
+/// (never trained on): a sequence-classification language model (HF's score head) read at the response's last token.</summary>
+public sealed record RewardModelSpec
+{
+    /// <summary>A Hugging Face directory of a ...ForSequenceClassification model; a relative path is read from the
+    /// experiment file's folder.</summary>
+    public string Path { get; init; } = "";
+    /// <summary>Its tokenizer.json (empty: the model directory's). When it is not the policy's tokenizer, the reward model
+    /// reads the rollout's text, decoded with the policy's tokenizer and encoded with its own.</summary>
+    public string Tokenizer { get; init; } = "";
+    /// <summary>"cpu" or "cuda".</summary>
+    public string Device { get; init; } = "cpu";
 }
 
 /// <summary>The problem: prompts, the policy that answers them and the gold reward. One nullable block per task kind.</summary>
 public sealed record TaskSpec
 {
-    /// <summary>"bandit" today; the synthetic length tasks and text tasks add their own blocks.</summary>
+    /// <summary>"bandit" or "length"; each kind reads its own block.</summary>
     public required string Kind { get; init; }
     public BanditSpec? Bandit { get; init; }
+    public LengthSpec? Length { get; init; }
+    /// <summary>The causal language model that answers the prompts, for tasks whose policy is one ("length").</summary>
+    public LanguageModelSpec? Model { get; init; }
+}
+
+/// <summary>A task whose gold reward depends only on the response length in tokens (PAPER.md, Problem 2), the stop
+/// token not counted.</summary>
+public sealed record LengthSpec
+{
+    /// <summary>"min": gold reward = -length, shorter is better.</summary>
+    public string Goal { get; init; } = "min";
+    /// <summary>A JSONL file, one object with a "prompt" string per line; a relative path is read from the experiment
+    /// file's folder. Each prompt is encoded with the model's tokenizer (BOS included where it adds one).</summary>
+    public string Prompts { get; init; } = "";
+}
+
+/// <summary>A causal language model as a policy: where its files are and how it samples.</summary>
+public sealed record LanguageModelSpec
+{
+    /// <summary>A Hugging Face model directory (config.json, model.safetensors) or a llama2.c checkpoint (.bin); a
+    /// relative path is read from the experiment file's folder. Every machine running a service needs it at this path.</summary>
+    public string Path { get; init; } = "";
+    /// <summary>tokenizer.json or a llama2.c tokenizer .bin; empty: the model directory's tokenizer.json.</summary>
+    public string Tokenizer { get; init; } = "";
+    /// <summary>Most tokens a response may have; one that reaches it without a stop token is truncated.</summary>
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>Sample among the K most likely tokens only; 0 keeps every token.</summary>
+    public int TopK { get; init; }
+    /// <summary>Nucleus sampling: the smallest set of tokens whose probability reaches P; 1 keeps every token.</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Token ids that end a response, e.g. "1" or "0,2"; "none" disables; empty: the model's own (eos_token_id,
+    /// or BOS = 1 for llama2.c).</summary>
+    public string StopIds { get; init; } = "";
+    /// <summary>Sequences generated together at most.</summary>
+    public int MaxBatch { get; init; } = 64;
+    /// <summary>"cpu", or "cuda" where the CUDA build exists: the model and its tensors live there.</summary>
+    public string Device { get; init; } = "cpu";
 }
 
 /// <summary>The didactic bandit of Tajwar et al. (PAPER.md, Problem 1).</summary>

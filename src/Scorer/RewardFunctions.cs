@@ -16,9 +16,8 @@ public sealed class RewardFunctions
 
     public IReadOnlyList<RolloutScore> Score(ScoreRollouts request)
     {
-        if (request.RewardModel is not null)
-            throw new NotSupportedException(
-                $"rewardModel: learned reward models are not served by this Scorer yet (got {request.RewardModel.Uri})");
+        if (request.RewardModel is { } model)
+            throw new NotSupportedException($"reward_model: learned reward models are not served by this Scorer yet (got {model.Path})");
         var (task, reward) = _tasks.GetOrAdd(request.Task, spec =>
         {
             var task = PreferenceTasks.Create(spec);

@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;

@@ -30,7 +30,7 @@ public static partial class ExperimentFile
         Toy.ToyExperimentFile.RefuseToy(root, sourceName);
         Studies.StudyFile.RefuseStudy(root, sourceName);
         var document = reader.Block(root, "", new Document(), Top);
-        var experiment = Build(document, reader);
+        var experiment = Build(document, reader, FolderOf(sourceName));
         if (reader.Problems.Count > 0)
             throw new ExperimentFileException(sourceName, reader.Problems.OrderBy(p => p.Line ?? int.MaxValue).ToList());
         return experiment;
@@ -62,14 +62,23 @@ public static partial class ExperimentFile
             : stream.Documents[0].RootNode;
     }
 
-    /// <summary>Checks a read document and expands its methods × seeds, adding problems to <paramref name="reader"/> (also the base of a study file).</summary>
-    internal static Experiment Build(Document document, DocumentReader reader)
+    /// <summary>The folder relative paths in a file are read from: the file's own.</summary>
+    internal static string FolderOf(string sourceName) => Path.GetDirectoryName(Path.GetFullPath(sourceName)) ?? Directory.GetCurrentDirectory();
+
+    /// <summary>Checks a read document and expands its methods × seeds, adding problems to <paramref name="reader"/> (also the base of a study file).
+    /// Relative paths (models, tokenizers, prompt files) are resolved against <paramref name="folder"/> and recorded whole.</summary>
+    internal static Experiment Build(Document document, DocumentReader reader, string folder)
     {
         var name = CheckName(document.Name, reader);
         CheckSeeds(document.Seeds, reader);
         if (document.TorchThreads < 1)
             reader.Add("torch_threads", $"torch_threads = {document.TorchThreads} is below 1", "integers >= 1");
         var task = CheckTask(document.Task, reader);
+        task = LanguageModelChecks.CheckTask(task, folder, reader);
+        var optimizer = document.Optimizer;
+        foreach (var problem in optimizer?.Problems() ?? [])
+            reader.Add("optimizer." + problem.Split(" = ")[0], problem);
+        var rewardModel = document.RewardModel is null ? null : LanguageModelChecks.CheckRewardModel(document.RewardModel, task, folder, reader);
         var loopKeys = WrittenKeys(document.LoopNode);
         ExperimentRules.Check(document.Loop, ExperimentRules.Loop,
             keys => $"loop.{loopKeys.GetValueOrDefault(keys[0], keys[0])}", reader);
@@ -84,7 +93,7 @@ public static partial class ExperimentFile
             runs.AddRange(document.Seeds.Select(seed => new RunSpec
             {
                 Experiment = name, Label = label, Task = task, Method = method, Loop = loop,
-                Seed = seed, TorchThreads = document.TorchThreads,
+                Seed = seed, TorchThreads = document.TorchThreads, Optimizer = optimizer, RewardModel = rewardModel,
             }));
         }
         return new Experiment { Name = name, Description = document.Description, Runs = runs, Seeds = document.Seeds };
@@ -134,7 +143,7 @@ public static partial class ExperimentFile
         ExperimentRules.Check(loop, ExperimentRules.Loop, PathOf, reader);
         if (entry.Data == DataSource.Offline)
             ExperimentRules.Check(loop, ExperimentRules.Offline, _ => $"{path}.data", reader);
-        ExperimentRules.CheckMemory(task, loop, entry.Data, key => PathOf([key]), key => $"task.bandit.{key}", reader);
+        ExperimentRules.CheckMemory(task, loop, entry.Data, key => PathOf([key]), key => $"task.{(task.Kind == "bandit" ? "bandit" : "model")}.{key}", reader);
         if (descriptor is not null)
             ExperimentRules.CheckParameters(descriptor.Name, parameters, name => $"{path}.parameters.{name}", reader);
 

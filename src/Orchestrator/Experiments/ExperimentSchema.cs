@@ -18,6 +18,8 @@ internal static class ExperimentSchema
         public IReadOnlyList<int> Seeds { get; init; } = [1];
         public int TorchThreads { get; init; } = 1;
         public TaskSpec? Task { get; init; }
+        public OptimizerSettings? Optimizer { get; init; }
+        public RewardModelSpec? RewardModel { get; init; }
         public LoopSpec Loop { get; init; } = new();
         /// <summary>The loop block as written (its keys locate problems with the loop).</summary>
         public YamlNode? LoopNode { get; init; }
@@ -40,11 +42,25 @@ internal static class ExperimentSchema
     /// <summary>The bandit block: one key per <see cref="BanditSpec"/> property (the gpt policy's sizes too).</summary>
     public static readonly IReadOnlyDictionary<string, Field<BanditSpec>> Bandit = Field.Of<BanditSpec>();
 
+    /// <summary>The length task's block, one key per <see cref="LengthSpec"/> property.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<LengthSpec>> Length = Field.Of<LengthSpec>();
+
+    /// <summary>A language-model policy's block, one key per <see cref="LanguageModelSpec"/> property.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<LanguageModelSpec>> Model = Field.Of<LanguageModelSpec>();
+
     public static readonly IReadOnlyDictionary<string, Field<TaskSpec>> Task = new Dictionary<string, Field<TaskSpec>>
     {
         ["kind"] = Field.Text<TaskSpec>((s, v) => s with { Kind = v }),
         ["bandit"] = Field.Block<TaskSpec, BanditSpec>(s => s.Bandit ?? new BanditSpec(), Bandit, (s, v) => s with { Bandit = v }),
+        ["length"] = Field.Block<TaskSpec, LengthSpec>(s => s.Length ?? new LengthSpec(), Length, (s, v) => s with { Length = v }),
+        ["model"] = Field.Block<TaskSpec, LanguageModelSpec>(s => s.Model ?? new LanguageModelSpec(), Model, (s, v) => s with { Model = v }),
     };
+
+    /// <summary>The optimizer block, one key per <see cref="OptimizerSettings"/> property (the base rate is loop.learning_rate).</summary>
+    public static readonly IReadOnlyDictionary<string, Field<OptimizerSettings>> Optimizer = Field.Of<OptimizerSettings>();
+
+    /// <summary>The reward_model block, one key per <see cref="RewardModelSpec"/> property.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<RewardModelSpec>> RewardModel = Field.Of<RewardModelSpec>();
 
     /// <summary>Algorithm 1's knobs, one key per <see cref="LoopSpec"/> property; B, C, M, T are upper case as in the paper,
     /// lower case is accepted too.</summary>
@@ -66,6 +82,8 @@ internal static class ExperimentSchema
         ["seeds"] = new((d, node, path, reader) => reader.IntList(node, path) is { } seeds ? d with { Seeds = seeds } : d),
         ["torch_threads"] = Field.Int<Document>((d, v) => d with { TorchThreads = v }),
         ["task"] = Field.Block<Document, TaskSpec>(d => d.Task ?? new TaskSpec { Kind = "" }, Task, (d, v) => d with { Task = v }),
+        ["optimizer"] = Field.Block<Document, OptimizerSettings>(d => d.Optimizer ?? new OptimizerSettings(), Optimizer, (d, v) => d with { Optimizer = v }),
+        ["reward_model"] = Field.Block<Document, RewardModelSpec>(d => d.RewardModel ?? new RewardModelSpec(), RewardModel, (d, v) => d with { RewardModel = v }),
         ["loop"] = new((d, node, path, reader) => d with { Loop = reader.Block(node, path, d.Loop, Loop), LoopNode = node }),
         ["methods"] = Field.Node<Document>((d, v) => d with { Methods = v }),
     };

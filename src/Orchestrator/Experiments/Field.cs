@@ -11,8 +11,8 @@ internal sealed record Field<T>(Func<T, YamlNode, string, DocumentReader, T> App
 internal static class Field
 {
     /// <summary>
-    /// The key table of a flat config record, derived from its properties (their declaration order): each int, double or
-    /// string property is the key <see cref="KeyOf(MemberInfo)"/> names, set on a copy of the record (what <c>with</c> does).
+    /// The key table of a flat config record, derived from its properties (their declaration order): each int, double, string
+    /// or enum property (an enum is spelled in lower case; a nullable number is set when written) is the key <see cref="KeyOf(MemberInfo)"/> names, set on a copy of the record (what <c>with</c> does).
     /// The record's field names are written once, in the record; its doc comments are the keys' documentation.
     /// </summary>
     /// <exception cref="InvalidOperationException">A property of a type the file cannot spell (a nested block is listed by hand).</exception>
@@ -29,8 +29,10 @@ internal static class Field
         foreach (var property in typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
             fields[KeyOf(property)] = property.PropertyType switch
             {
-                var t when t == typeof(int) => Int<T>((s, v) => With(s, property, v)),
-                var t when t == typeof(double) => Number<T>((s, v) => With(s, property, v)),
+                var t when t == typeof(int) || t == typeof(int?) => Int<T>((s, v) => With(s, property, v)),
+                var t when t == typeof(double) || t == typeof(double?) => Number<T>((s, v) => With(s, property, v)),
+                var t when t.IsEnum => Choice<T, object>(Enum.GetValues(t).Cast<object>().ToDictionary(v => v.ToString()!.ToLowerInvariant()),
+                    (s, v) => With(s, property, v)),
                 var t when t == typeof(string) => Text<T>((s, v) => With(s, property, v)),
                 var t => throw new InvalidOperationException($"{typeof(T).Name}.{property.Name}: an experiment file has no reader for {t.Name}"),
             };

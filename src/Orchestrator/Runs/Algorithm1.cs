@@ -148,7 +148,7 @@ public sealed class Algorithm1
     {
         RunId = runId, BatchId = batchId, Iteration = iteration, Task = spec.Task, Method = spec.Method, Loop = spec.Loop,
         Policy = policy, Reference = reference, Samples = samples, Seed = SeedFor(spec.Seed, iteration, 3),
-        TorchThreads = spec.TorchThreads, KeepCheckpoint = keepCheckpoint,
+        TorchThreads = spec.TorchThreads, KeepCheckpoint = keepCheckpoint, Optimizer = spec.Optimizer,
     };
 
     /// <summary>Evaluate every EvalEvery gradient steps (when the last batch crossed a multiple) and at the end.</summary>
@@ -195,7 +195,7 @@ public sealed class Algorithm1
         }, ct);
         var scored = await stages.ScoreAsync(new ScoreRollouts
         {
-            RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts,
+            RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts, RewardModel = spec.RewardModel,
         }, ct);
         if (scored.Scores.Count != generated.Rollouts.Count)
             throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");

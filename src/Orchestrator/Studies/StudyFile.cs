@@ -88,7 +88,7 @@ public static partial class StudyFile
         RequireStudy(root, sourceName);
         var reader = new DocumentReader();
         var document = reader.Block(root, "", new Document(), Top);
-        var study = Build(document, reader);
+        var study = Build(document, reader, ExperimentFile.FolderOf(sourceName));
         if (reader.Problems.Count > 0)
             throw new ExperimentFileException(sourceName, reader.Problems.OrderBy(p => p.Line ?? int.MaxValue).ToList());
         return study;
@@ -116,9 +116,9 @@ public static partial class StudyFile
     private static YamlNode? KindNode(YamlNode root) =>
         root is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode("kind"), out var kind) ? kind : null;
 
-    private static Study Build(Document document, DocumentReader reader)
+    private static Study Build(Document document, DocumentReader reader, string folder)
     {
-        var experiment = ExperimentFile.Build(document.Base, reader);
+        var experiment = ExperimentFile.Build(document.Base, reader, folder);
         var task = experiment.Runs.FirstOrDefault()?.Task ?? new TaskSpec { Kind = "bandit", Bandit = new BanditSpec() };
         var rewards = ReadRewards(document.Rewards, task, document.Base.Loop, reader);
         var sweeps = ReadSweeps(document.Sweeps, task, document.Base.Loop, reader);

@@ -37,16 +37,7 @@ public static class Checkpoints
     /// <summary>Loads a Hugging Face model directory.</summary>
     public static LanguageModel LoadHf(string directory)
     {
-        var configFile = Path.Combine(directory, "config.json");
-        if (!File.Exists(configFile)) throw new ModelLoadException(configFile, null, "missing: a Hugging Face model directory needs config.json");
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(configFile)) as JsonObject ?? throw new JsonException("not a JSON object"); }
-        catch (JsonException e) { throw new ModelLoadException(configFile, null, "not valid JSON: " + e.Message); }
-        var config = LanguageModelConfig.FromHfConfig(json, configFile);
-        var generationFile = Path.Combine(directory, "generation_config.json");
-        if (File.Exists(generationFile) && JsonNode.Parse(File.ReadAllText(generationFile))?["eos_token_id"] is { } stop)
-            config = config with { StopIds = LanguageModelConfig.TokenIds(stop) };
-
+        var config = ReadHfConfig(directory);
         var entries = ReadEntries(directory);
         var model = new LanguageModel(config);
         // A missing tensor is blamed on the file that should list it: the single file, or the shards' index.
@@ -62,6 +53,27 @@ public static class Checkpoints
                 using (tensor) state[name].copy_(tensor.to_type(state[name].dtype));
         }
         return model;
+    }
+
+    /// <summary>The model's config without reading a weight: config.json (and generation_config.json's stop ids) of a
+    /// directory, or a llama2.c checkpoint's header.</summary>
+    public static LanguageModelConfig ReadConfig(string path) =>
+        Directory.Exists(path) ? ReadHfConfig(path)
+        : File.Exists(path) ? Llama2cCheckpoint.ReadConfig(path)
+        : throw new ModelLoadException(path, null, "no such model directory or llama2.c checkpoint file");
+
+    private static LanguageModelConfig ReadHfConfig(string directory)
+    {
+        var configFile = Path.Combine(directory, "config.json");
+        if (!File.Exists(configFile)) throw new ModelLoadException(configFile, null, "missing: a Hugging Face model directory needs config.json");
+        JsonObject json;
+        try { json = JsonNode.Parse(File.ReadAllText(configFile)) as JsonObject ?? throw new JsonException("not a JSON object"); }
+        catch (JsonException e) { throw new ModelLoadException(configFile, null, "not valid JSON: " + e.Message); }
+        var config = LanguageModelConfig.FromHfConfig(json, configFile);
+        var generationFile = Path.Combine(directory, "generation_config.json");
+        if (File.Exists(generationFile) && JsonNode.Parse(File.ReadAllText(generationFile))?["eos_token_id"] is { } stop)
+            config = config with { StopIds = LanguageModelConfig.TokenIds(stop) };
+        return config;
     }
 
     /// <summary>

@@ -34,21 +34,33 @@ public static class GradientAccumulation
     public static AccumulatedLoss Backward(LanguageModel model, IReadOnlyList<TokenSequence> sequences, int microBatch,
         Func<Tensor, LossOutput> loss, int padId = 0)
     {
-        if (microBatch < 1) throw new ArgumentOutOfRangeException(nameof(microBatch), microBatch, "micro_batch must be at least 1");
         if (sequences.Count == 0) throw new ArgumentException("no sequences in the minibatch", nameof(sequences));
+        return Backward(sequences.Count, microBatch,
+            (start, count) => SequenceLogProbs.Sum(model, sequences.Skip(start).Take(count).ToList(), padId), loss);
+    }
+
+    /// <summary>
+    /// The same for any policy: <paramref name="logProbsOf"/>(start, count) gives the (count) sequence log-probs of the
+    /// minibatch's samples start..start+count-1, with gradient when enabled (the Learner's policy family scores them).
+    /// </summary>
+    public static AccumulatedLoss Backward(int count, int microBatch, Func<int, int, Tensor> logProbsOf, Func<Tensor, LossOutput> loss)
+    {
+        if (microBatch < 1) throw new ArgumentOutOfRangeException(nameof(microBatch), microBatch, "micro_batch must be at least 1");
+        if (count == 0) throw new ArgumentException("no sequences in the minibatch", nameof(count));
         using var scope = NewDisposeScope();
-        var chunks = sequences.Chunk(microBatch).ToList();
+        var chunks = Enumerable.Range(0, (count + microBatch - 1) / microBatch)
+            .Select(k => (Start: k * microBatch, Count: Math.Min(microBatch, count - k * microBatch))).ToList();
         if (chunks.Count == 1)
         {
             // The minibatch fits in one pass: plain backward, without the extra forward pass.
-            var whole = SequenceLogProbs.Sum(model, sequences, padId);                            // (M), with gradient
+            var whole = logProbsOf(0, count);                                                      // (M), with gradient
             var direct = loss(whole);
             direct.Loss.backward();
             return Result(direct, whole.detach().MoveToOuterDisposeScope());
         }
         Tensor logProbs;                                                                           // (M)
         using (no_grad())
-            logProbs = cat(chunks.Select(chunk => SequenceLogProbs.Sum(model, chunk, padId)).ToList(), 0);
+            logProbs = cat(chunks.Select(chunk => logProbsOf(chunk.Start, chunk.Count)).ToList(), 0);
 
         var leaf = logProbs.detach().requires_grad_(true);                                         // (M)
         var output = loss(leaf);
@@ -56,13 +68,11 @@ public static class GradientAccumulation
         // A loss that ignores some sequences (no pairs) leaves them without a gradient: zero, not null.
         var upstream = leaf.grad is null ? zeros_like(leaf) : leaf.grad.detach().clone();          // (M) dL/d logp
 
-        var start = 0;
         foreach (var chunk in chunks)
         {
             using var step = NewDisposeScope();
-            var micro = SequenceLogProbs.Sum(model, chunk, padId);                                 // (m), with gradient
-            (micro * upstream.narrow(0, start, chunk.Length)).sum().backward();
-            start += chunk.Length;
+            var micro = logProbsOf(chunk.Start, chunk.Count);                                      // (m), with gradient
+            (micro * upstream.narrow(0, chunk.Start, chunk.Count)).sum().backward();
         }
 
         return Result(output, logProbs.MoveToOuterDisposeScope());

@@ -15,16 +15,32 @@ public static class Llama2cCheckpoint
     /// <summary>run.c ends a sample when the model emits BOS (id 1): the stop token of this format.</summary>
     public const int StopId = 1;
 
+    /// <summary>The model's config from the file's header alone (no weight is read).</summary>
+    public static LanguageModelConfig ReadConfig(string file)
+    {
+        using var stream = File.OpenRead(file);
+        using var reader = new BinaryReader(stream);
+        var (h, _) = Header(reader, stream, file);
+        return ConfigFor(h[0], h[1], h[2], h[3], h[4], Math.Abs(h[5]), h[6], h[5] > 0);
+    }
+
+    /// <summary>The 7 int32 of the header (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len), checked;
+    /// a negative vocab_size means an untied head.</summary>
+    private static (int[] Header, bool Shared) Header(BinaryReader reader, Stream stream, string file)
+    {
+        if (stream.Length < 28) throw new ModelLoadException(file, null, "too short for a llama2.c header (7 int32)");
+        var h = Enumerable.Range(0, 7).Select(_ => reader.ReadInt32()).ToArray();
+        if (h.Take(5).Any(x => x < 1) || h[5] == 0 || h[6] < 1 || h[0] % h[3] != 0 || h[3] % h[4] != 0)
+            throw new ModelLoadException(file, null, $"header [{string.Join(", ", h)}] is not a llama2.c config (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len)");
+        return (h, h[5] > 0);
+    }
+
     public static LanguageModel Load(string file)
     {
         using var stream = File.OpenRead(file);
         using var reader = new BinaryReader(stream);
-        if (stream.Length < 28) throw new ModelLoadException(file, null, "too short for a llama2.c header (7 int32)");
-        var h = Enumerable.Range(0, 7).Select(_ => reader.ReadInt32()).ToArray();
+        var (h, shared) = Header(reader, stream, file);
         var (dim, hidden, layers, heads, kvHeads, vocab, seqLen) = (h[0], h[1], h[2], h[3], h[4], Math.Abs(h[5]), h[6]);
-        if (h.Take(5).Any(x => x < 1) || vocab < 1 || seqLen < 1 || dim % heads != 0 || heads % kvHeads != 0)
-            throw new ModelLoadException(file, null, $"header [{string.Join(", ", h)}] is not a llama2.c config (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len)");
-        var shared = h[5] > 0;
         var headDim = dim / heads;
         var config = ConfigFor(dim, hidden, layers, heads, kvHeads, vocab, seqLen, shared);
 

@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -29,7 +30,6 @@ public sealed record SamplingSettings
     public int PadId { get; init; }
 }
 
-public enum FinishReason { Stop, Length }
 
 /// <summary>One response: the new tokens (without the stop token), their log-probs, and why it ended.</summary>
 /// <param name="LogProbs">log pi(token | prefix) of each token in <paramref name="Ids"/> under the model itself

@@ -1,3 +1,5 @@
+using PrefTune.Messages;
+
 namespace PrefTune.Training.Optimization;
 
 /// <summary>

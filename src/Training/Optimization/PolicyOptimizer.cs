@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -20,11 +21,15 @@ public sealed class PolicyOptimizer : IDisposable
     private readonly AdamW adam;
     private readonly OptimizerSettings settings;
     private readonly int totalSteps;
+    private readonly double learningRate;
 
+    /// <param name="learningRate">The base rate, the schedule's peak (the loop's learning_rate).</param>
     /// <param name="totalSteps">The run's optimizer steps (iterations x T x B / M): where the schedule ends.</param>
     /// <param name="stepsTaken">Steps a restored learner has already taken (its policy version): the schedule continues from there.</param>
-    public PolicyOptimizer(IEnumerable<Parameter> parameters, OptimizerSettings settings, int totalSteps, int stepsTaken = 0)
+    public PolicyOptimizer(IEnumerable<Parameter> parameters, OptimizerSettings settings, double learningRate, int totalSteps, int stepsTaken = 0)
     {
+        if (!(double.IsFinite(learningRate) && learningRate > 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning_rate must be positive");
+        this.learningRate = learningRate;
         if (stepsTaken < 0) throw new ArgumentOutOfRangeException(nameof(stepsTaken), stepsTaken, "steps taken must be at least 0");
         StepsTaken = stepsTaken;
         this.settings = settings.Validate();
@@ -33,10 +38,10 @@ public sealed class PolicyOptimizer : IDisposable
         this.totalSteps = totalSteps;
         _ = LearningRateSchedule.Multiplier(settings.Schedule, 0, settings.WarmupSteps, totalSteps);   // rejects a bad warmup now, not mid-run
         AdamW.ParamGroup Group(IEnumerable<Parameter> group, double decay) =>
-            new(group, lr: settings.LearningRate, beta1: settings.Beta1, beta2: settings.Beta2, eps: settings.Eps, weight_decay: decay);
+            new(group, lr: learningRate, beta1: settings.Beta1, beta2: settings.Beta2, eps: settings.Eps, weight_decay: decay);
         adam = optim.AdamW(
             [Group(this.parameters.Where(p => p.dim() >= 2), settings.WeightDecay), Group(this.parameters.Where(p => p.dim() < 2), 0)],
-            lr: settings.LearningRate, beta1: settings.Beta1, beta2: settings.Beta2, eps: settings.Eps, weight_decay: settings.WeightDecay);
+            lr: learningRate, beta1: settings.Beta1, beta2: settings.Beta2, eps: settings.Eps, weight_decay: settings.WeightDecay);
     }
 
     /// <summary>Optimizer steps taken so far: the schedule's position.</summary>
@@ -54,7 +59,7 @@ public sealed class PolicyOptimizer : IDisposable
         var norm = settings.MaxGradNorm is { } max
             ? nn.utils.clip_grad_norm_(withGrad, max)
             : GlobalNorm(withGrad);
-        var lr = settings.LearningRate * LearningRateSchedule.Multiplier(settings.Schedule, StepsTaken, settings.WarmupSteps, totalSteps);
+        var lr = learningRate * LearningRateSchedule.Multiplier(settings.Schedule, StepsTaken, settings.WarmupSteps, totalSteps);
         foreach (var group in adam.ParamGroups) group.LearningRate = lr;
         adam.step();
         StepsTaken++;

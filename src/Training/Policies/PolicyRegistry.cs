@@ -13,8 +13,8 @@ public sealed record PolicyKind
     public required string Task { get; init; }
     /// <summary>The family for a task spec (its sizes read from the spec).</summary>
     public required Func<TaskSpec, IPolicyFamily> Create { get; init; }
-    /// <summary>The memory its policy and samples take, from the spec alone (nothing is built).</summary>
-    public required Func<TaskSpec, TaskFootprint> Footprint { get; init; }
+    /// <summary>The memory its policy and samples take, from the spec alone (nothing is built); null when the spec cannot say.</summary>
+    public required Func<TaskSpec, TaskFootprint?> Footprint { get; init; }
 }
 
 /// <summary>Every policy family PrefTune knows. Adding one: a class with a Descriptor, one line here.</summary>
@@ -24,6 +24,7 @@ public static class PolicyRegistry
     [
         CategoricalBandit.Descriptor,
         GptBandit.Descriptor,
+        LanguageModelFamily.Descriptor,
     ];
 
     /// <summary>The families that answer <paramref name="task"/>'s prompts.</summary>

@@ -21,6 +21,7 @@ public static class TaskRegistry
     public static IReadOnlyList<TaskKind> All { get; } =
     [
         BanditTask.Descriptor,
+        Length.LengthTask.Descriptor,
     ];
 
     public static TaskKind? Find(string name) => All.FirstOrDefault(t => t.Name == name);

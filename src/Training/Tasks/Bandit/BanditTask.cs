@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using PrefTune.Messages;
 using PrefTune.Training.Policies;
 using TorchSharp;
@@ -145,19 +144,6 @@ public sealed class BanditTask : IPreferenceTask
 
     /// <summary>Expected gold reward under pi_data.</summary>
     public double DataExpectedGoldReward => DataDistribution.Select((p, a) => p * _goldRewards[a]).Sum();
-
-    /// <summary>A deterministic sample id: the first 16 bytes of SHA-256(batchId, index), marked RFC 9562 version 8.</summary>
-    public static Guid SampleIdOf(Guid batchId, int index)
-    {
-        Span<byte> input = stackalloc byte[20];
-        batchId.TryWriteBytes(input[..16], bigEndian: true, out _);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(input[16..], index);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(input, hash);
-        hash[6] = (byte)((hash[6] & 0x0F) | 0x80);   // version 8 (custom)
-        hash[8] = (byte)((hash[8] & 0x3F) | 0x80);   // RFC 9562 variant
-        return new Guid(hash[..16], bigEndian: true);
-    }
 
     private static void Validate(BanditSpec b)
     {

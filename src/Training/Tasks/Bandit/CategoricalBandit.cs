@@ -142,7 +142,7 @@ internal sealed class CategoricalBandit(BanditSpec bandit, double[] dataDistribu
             var group = i / responsesPerPrompt;
             rollouts.Add(new Rollout
             {
-                SampleId = BanditTask.SampleIdOf(batchId, i),
+                SampleId = SampleIds.Of(batchId, i),
                 PromptId = prompts[group].PromptId,
                 Group = group,
                 PromptTokens = [.. prompts[group].Tokens],

@@ -132,7 +132,7 @@ internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, do
             var group = i / responsesPerPrompt;
             rollouts.Add(new Rollout
             {
-                SampleId = BanditTask.SampleIdOf(batchId, i),
+                SampleId = SampleIds.Of(batchId, i),
                 PromptId = prompts[group].PromptId,
                 Group = group,
                 PromptTokens = [.. prompts[group].Tokens],

@@ -26,7 +26,7 @@ public class Loading_a_file_with_a_misspelt_key
         var problem = ProblemAt(Minimal + "\nseed: [1]", "seed", "unknown key 'seed'");
 
         Assert.Equal(10, problem.Line);
-        Assert.Equal("name, description, seeds, torch_threads, task, loop, methods", problem.Allowed);
+        Assert.Equal("name, description, seeds, torch_threads, task, optimizer, reward_model, loop, methods", problem.Allowed);
     }
 
     [Fact]
@@ -72,7 +72,7 @@ public class Loading_a_file_with_a_misspelt_key
     {
         var problem = ProblemAt(Minimal.Replace("kind: bandit", "kind: chess"), "task.kind", "unknown task kind 'chess'");
 
-        Assert.Equal("bandit", problem.Allowed);
+        Assert.Equal(string.Join(", ", PrefTune.Training.Tasks.PreferenceTasks.Kinds), problem.Allowed);
     }
 }
 

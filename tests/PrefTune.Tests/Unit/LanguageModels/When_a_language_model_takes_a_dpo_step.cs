@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Methods;
 using PrefTune.Training.Optimization;
@@ -30,7 +31,7 @@ public class When_a_language_model_takes_a_dpo_step
         using var policy = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
         using var frozen = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
         var reference = ReferenceLogProbs.Compute(frozen, Group.Select(s => (s.Id, s.Sequence)).ToList(), microBatch: 1);
-        using var optimizer = new PolicyOptimizer(policy.parameters(), new OptimizerSettings { LearningRate = 1e-3 }, totalSteps: 10);
+        using var optimizer = new PolicyOptimizer(policy.parameters(), new OptimizerSettings(), learningRate: 1e-3, totalSteps: 10);
         var before = LogProbs(policy);
 
         using var scope = NewDisposeScope();
@@ -50,7 +51,7 @@ public class When_a_language_model_takes_a_dpo_step
     {
         using var policy = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
         var reference = ReferenceLogProbs.Compute(policy, Group.Select(s => (s.Id, s.Sequence)).ToList(), microBatch: 2);
-        using var optimizer = new PolicyOptimizer(policy.parameters(), new OptimizerSettings(), totalSteps: 1);
+        using var optimizer = new PolicyOptimizer(policy.parameters(), new OptimizerSettings(), learningRate: 1e-5, totalSteps: 1);
         var stopped = new GeneratedResponse(0, 0, [12, 50], [-0.5f, -0.25f], FinishReason.Stop, StopId: 3, StopLogProb: -2f);
         var sample = SequenceSample.Of(Group[1].Id, [1, 17, 33], stopped, 0);
         Assert.Equal(Group[1].Sequence.Response, sample.Sequence.Response);               // [12, 50] + stop 3
@@ -69,7 +70,7 @@ public class When_a_language_model_takes_a_dpo_step
         using var frozen = Fixtures.Load(Fixtures.Tiny("tiny-llama"));
         var reference = ReferenceLogProbs.Compute(frozen, Group.Select(s => (s.Id, s.Sequence)).ToList(), microBatch: 2);
         using var optimizer = new PolicyOptimizer(policy.parameters(),
-            new OptimizerSettings { LearningRate = 1e-3, WeightDecay = 0.01, Schedule = ScheduleKind.Cosine, WarmupSteps = 2 }, totalSteps: 30);
+            new OptimizerSettings { WeightDecay = 0.01, Schedule = ScheduleKind.Cosine, WarmupSteps = 2 }, learningRate: 1e-3, totalSteps: 30);
         var loss = new Dpo(beta: 0.1, threshold: 0);
         void Step()
         {

@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using PrefTune.Training.LanguageModels;
 using Xunit;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using System.Diagnostics;
 using PrefTune.Training.LanguageModels;
 using Xunit;

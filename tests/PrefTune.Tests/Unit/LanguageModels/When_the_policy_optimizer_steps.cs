@@ -1,3 +1,4 @@
+using PrefTune.Messages;
 using PrefTune.Training.Optimization;
 using TorchSharp.Modules;
 using Xunit;
@@ -8,7 +9,7 @@ namespace PrefTune.Tests.Unit.LanguageModels;
 /// <summary>Gradient clipping, AdamW's first steps and the learning-rate schedules, each against values worked out by hand.</summary>
 public class When_the_policy_optimizer_steps
 {
-    private static readonly OptimizerSettings NoClip = new() { LearningRate = 0.1, MaxGradNorm = null };
+    private static readonly OptimizerSettings NoClip = new() { MaxGradNorm = null };
 
     /// <summary>Gives each parameter the gradient g by backpropagating sum(p * g).</summary>
     private static void SetGradients(params (Parameter P, float[] G)[] pairs)
@@ -26,7 +27,7 @@ public class When_the_policy_optimizer_steps
     public void Gradients_are_clipped_to_the_global_norm(double maxNorm, double gx, double gy)
     {
         using var p = new Parameter(zeros(1, 2));
-        using var optimizer = new PolicyOptimizer([p], NoClip with { MaxGradNorm = maxNorm }, totalSteps: 10);
+        using var optimizer = new PolicyOptimizer([p], NoClip with { MaxGradNorm = maxNorm }, learningRate: 0.1, totalSteps: 10);
         optimizer.ZeroGrad();
         SetGradients((p, [3f, 4f]));
         var step = optimizer.Step();
@@ -46,8 +47,8 @@ public class When_the_policy_optimizer_steps
         using var bias = new Parameter(tensor(bias0.Select(x => (float)x).ToArray()));                // 1-D: not decayed
         using var optimizer = new PolicyOptimizer([weight, bias], new OptimizerSettings
         {
-            LearningRate = lr, WeightDecay = wd, Beta1 = b1, Beta2 = b2, Eps = eps, MaxGradNorm = null,
-        }, totalSteps: 10);
+            WeightDecay = wd, Beta1 = b1, Beta2 = b2, Eps = eps, MaxGradNorm = null,
+        }, learningRate: lr, totalSteps: 10);
 
         // By hand, per coordinate: p <- p - lr wd p (decoupled, matrices only), m <- b1 m + (1 - b1) g,
         // v <- b2 v + (1 - b2) g^2, p <- p - lr (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps).
@@ -111,7 +112,7 @@ public class When_the_policy_optimizer_steps
     {
         using var p = new Parameter(zeros(2));
         // Linear, warmup 2 of 4 steps, base 0.2: multipliers 0, 1/2, 1, 1/2 (HF's LambdaLR: the first update has rate 0).
-        using var optimizer = new PolicyOptimizer([p], NoClip with { LearningRate = 0.2, Schedule = ScheduleKind.Linear, WarmupSteps = 2 }, totalSteps: 4);
+        using var optimizer = new PolicyOptimizer([p], NoClip with { Schedule = ScheduleKind.Linear, WarmupSteps = 2 }, learningRate: 0.2, totalSteps: 4);
         var rates = new List<double>();
         var before = Values(p);
         for (var k = 0; k < 4; k++)
@@ -124,20 +125,20 @@ public class When_the_policy_optimizer_steps
         Assert.Equal([0, 0.1, 0.2, 0.1], rates.Select(r => Math.Round(r, 12)));
         Assert.Equal(4, optimizer.StepsTaken);
         // A restored learner at step 3 continues the schedule there: multiplier 1/2.
-        using var restored = new PolicyOptimizer([p], NoClip with { LearningRate = 0.2, Schedule = ScheduleKind.Linear, WarmupSteps = 2 }, totalSteps: 4, stepsTaken: 3);
+        using var restored = new PolicyOptimizer([p], NoClip with { Schedule = ScheduleKind.Linear, WarmupSteps = 2 }, learningRate: 0.2, totalSteps: 4, stepsTaken: 3);
         restored.ZeroGrad();
         SetGradients((p, [1f, -1f]));
         Assert.Equal(0.1, restored.Step().LearningRate, 12);
         Assert.Contains("warmup_steps", Assert.Throws<ArgumentOutOfRangeException>(() =>
-            new PolicyOptimizer([p], NoClip with { Schedule = ScheduleKind.Cosine, WarmupSteps = 5 }, totalSteps: 4)).Message);
+            new PolicyOptimizer([p], NoClip with { Schedule = ScheduleKind.Cosine, WarmupSteps = 5 }, learningRate: 0.1, totalSteps: 4)).Message);
     }
 
     [Fact]
     public void Bad_settings_name_every_bad_field()
     {
         Assert.Empty(new OptimizerSettings().Problems());
-        var error = Assert.Throws<ArgumentException>(() => new OptimizerSettings { LearningRate = -1, Beta2 = 1, MaxGradNorm = 0, MicroBatch = 0 }.Validate());
-        foreach (var part in new[] { "learning_rate = -1", "beta2 = 1", "max_grad_norm = 0", "micro_batch = 0" })
+        var error = Assert.Throws<ArgumentException>(() => new OptimizerSettings { Beta1 = -1, Beta2 = 1, MaxGradNorm = 0, MicroBatch = 0 }.Validate());
+        foreach (var part in new[] { "beta1 = -1", "beta2 = 1", "max_grad_norm = 0", "micro_batch = 0" })
             Assert.Contains(part, error.Message);
         Assert.DoesNotContain("weight_decay", error.Message);
         Assert.Contains("weight_decay = -0.1", new OptimizerSettings { WeightDecay = -0.1 }.Problems().Single());

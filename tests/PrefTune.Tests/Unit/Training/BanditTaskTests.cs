@@ -208,9 +208,9 @@ public class Generating_bandit_rollouts
         Assert.Equal([2], rollouts[0].PromptTokens);
         Assert.Equal("p0", rollouts[11].PromptId);
         Assert.All(rollouts, r => Assert.Equal(7, r.PolicyVersion));
-        Assert.Equal(BanditTask.SampleIdOf(batch, 5), rollouts[5].SampleId);
+        Assert.Equal(SampleIds.Of(batch, 5), rollouts[5].SampleId);
         Assert.Equal(12, rollouts.Select(r => r.SampleId).Distinct().Count());
-        Assert.NotEqual(BanditTask.SampleIdOf(Guid.NewGuid(), 5), rollouts[5].SampleId);
+        Assert.NotEqual(SampleIds.Of(Guid.NewGuid(), 5), rollouts[5].SampleId);
     }
 
     [Fact]

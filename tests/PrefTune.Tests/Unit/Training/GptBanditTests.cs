@@ -269,7 +269,7 @@ public class The_gpt_bandit
         Assert.Equal(12, rollouts.Count);
         Assert.Equal([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2], rollouts.Select(r => r.Group));
         Assert.Equal(["p2", "p1", "p0"], rollouts.Where((_, i) => i % 4 == 0).Select(r => r.PromptId));
-        Assert.Equal(BanditTask.SampleIdOf(batch, 5), rollouts[5].SampleId);
+        Assert.Equal(SampleIds.Of(batch, 5), rollouts[5].SampleId);
         Assert.All(rollouts, r =>
         {
             Assert.Equal(9, r.ResponseTokens.Length);

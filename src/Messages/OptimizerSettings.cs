@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace PrefTune.Training.Optimization;
+namespace PrefTune.Messages;
 
 /// <summary>How the learning rate moves over a run's optimizer steps (Hugging Face transformers' schedules).</summary>
 public enum ScheduleKind
@@ -16,12 +16,10 @@ public enum ScheduleKind
 /// <summary>
 /// The language-model learner's optimizer: AdamW with decoupled weight decay, global-norm gradient clipping, a
 /// learning-rate schedule with warmup, and micro-batches for gradient accumulation. Defaults are Hugging Face
-/// Trainer's (TrainingArguments) except the learning rate.
+/// Trainer's (TrainingArguments); the base learning rate (the schedule's peak) is the loop's learning_rate.
 /// </summary>
 public sealed record OptimizerSettings
 {
-    /// <summary>The base learning rate (the schedule's peak), positive.</summary>
-    public double LearningRate { get; init; } = 1e-5;
     /// <summary>AdamW's decoupled weight decay lambda (p -= lr * lambda * p each step), at least 0; applied to matrices and
     /// embeddings only, never to biases or norm weights (1-D parameters), as HF Trainer and nanoGPT do.</summary>
     public double WeightDecay { get; init; }
@@ -49,7 +47,6 @@ public sealed record OptimizerSettings
         {
             if (!ok) problems.Add($"{Key(field)} = {value}: {rule}");
         }
-        Check(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "must be positive");
         Check(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be at least 0");
         Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1, "must lie in [0, 1)");
         Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2, "must lie in [0, 1)");

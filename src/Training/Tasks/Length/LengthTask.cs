@@ -1,0 +1,109 @@
+using System.Text.Json;
+using PrefTune.Messages;
+using PrefTune.Training.LanguageModels;
+using PrefTune.Training.Policies;
+using static TorchSharp.torch;
+
+namespace PrefTune.Training.Tasks.Length;
+
+/// <summary>
+/// A length task (PAPER.md, Problem 2): prompts from a JSONL file, answered by a causal language model
+/// (<see cref="LanguageModelFamily"/>), and a gold reward that depends only on the response length in tokens, the
+/// stop token not counted. Goal "min": r = -length, shorter is better. The tokenizer and prompt file are read when the
+/// prompts are first asked for (only the Orchestrator does), the model when a policy is built (the Sampler and the
+/// Learner): the Scorer's gold reward needs neither.
+/// </summary>
+public sealed class LengthTask : IPreferenceTask
+{
+    /// <summary>Known values of <see cref="LengthSpec.Goal"/>.</summary>
+    public static IReadOnlyList<string> Goals { get; } = ["min"];
+
+    public static TaskKind Descriptor { get; } = new()
+    {
+        Name = "length",
+        Summary = "the synthetic length task (PAPER.md, Problem 2): prompts from a file, a causal LM answers, gold reward -length (goal min)",
+        Create = spec => new LengthTask(spec),
+        PolicyOf = _ => LanguageModelFamily.Descriptor.Name,
+    };
+
+    private readonly LengthSpec _length;
+    private readonly LanguageModelFamily _family;
+    private readonly Lazy<IReadOnlyList<Prompt>> _prompts;
+
+    public LengthTask(TaskSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Kind != Descriptor.Name) throw new ArgumentException($"task.kind: expected '{Descriptor.Name}', got '{spec.Kind}'", nameof(spec));
+        _length = spec.Length ?? new LengthSpec();
+        if (!Goals.Contains(_length.Goal))
+            throw new ArgumentException($"task.length.goal: unknown goal '{_length.Goal}'; known: {string.Join(", ", Goals)}");
+        Spec = spec;
+        _family = (LanguageModelFamily)LanguageModelFamily.Descriptor.Create(spec);
+        _prompts = new(() => ReadPrompts(_length.Prompts, spec.Model ?? new LanguageModelSpec()));
+    }
+
+    public TaskSpec Spec { get; }
+
+    /// <summary>The prompt file's prompts, in file order, ids "p0", "p1", ...; the same for every seed.</summary>
+    public IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value;
+
+    /// <summary>Goal min: minus the response's length in tokens, the stop token not counted.</summary>
+    public double GoldReward(Rollout rollout) => -rollout.ContentLength();
+
+    public PolicyModel CreatePolicy(int seed) => _family.CreatePolicy(seed);
+    public double FitReference(PolicyModel policy, int seed) => _family.FitReference(policy, seed);
+    public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt, double temperature,
+        long seed, int policyVersion, Guid batchId) => _family.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
+    public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.SequenceLogProbs(policy, rollouts);
+
+    /// <summary>The tokenizer a model spec names: its own file, or the model directory's tokenizer.json.</summary>
+    /// <exception cref="ArgumentException">Neither exists (names task.model.tokenizer).</exception>
+    public static string TokenizerPath(LanguageModelSpec model)
+    {
+        if (model.Tokenizer != "") return model.Tokenizer;
+        var beside = System.IO.Path.Combine(model.Path, "tokenizer.json");
+        return Directory.Exists(model.Path) && File.Exists(beside) ? beside
+            : throw new ArgumentException($"task.model.tokenizer: missing; {model.Path} has no tokenizer.json beside it (a llama2.c checkpoint needs its tokenizer .bin named)");
+    }
+
+    /// <summary>
+    /// Reads a JSONL prompt file, one {"prompt": "..."} per line (blank lines skipped), and encodes each prompt with the
+    /// model's tokenizer, checked against the model's vocabulary and context (prompt + max_new_tokens).
+    /// </summary>
+    /// <exception cref="ArgumentException">A missing file, or a bad line (file and line named).</exception>
+    public static IReadOnlyList<Prompt> ReadPrompts(string file, LanguageModelSpec model)
+    {
+        if (!File.Exists(file)) throw new ArgumentException($"task.length.prompts: no such file {file}");
+        var config = Checkpoints.ReadConfig(model.Path);
+        var tokenizerPath = TokenizerPath(model);
+        using var tokenizer = TextTokenizers.Load(tokenizerPath);
+        TokenizerChecks.EnsureFits(tokenizer, config, tokenizerPath);
+        var prompts = new List<Prompt>();
+        var lineNumber = 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string text;
+            try
+            {
+                using var json = JsonDocument.Parse(line);
+                text = json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
+                    ? p.GetString()!
+                    : throw new ArgumentException($"{file}, line {lineNumber}: expected an object with a \"prompt\" string");
+            }
+            catch (JsonException e)
+            {
+                throw new ArgumentException($"{file}, line {lineNumber}: not valid JSON ({e.Message})");
+            }
+            var tokens = tokenizer.Encode(text);
+            if (tokens.Length == 0)
+                throw new ArgumentException($"{file}, line {lineNumber}: the prompt encodes to no tokens");
+            if (tokens.Length + model.MaxNewTokens > config.MaxPositions)
+                throw new ArgumentException($"{file}, line {lineNumber}: the prompt has {tokens.Length} tokens; with max_new_tokens = {model.MaxNewTokens} "
+                    + $"it exceeds the model's context of {config.MaxPositions}");
+            prompts.Add(new Prompt { PromptId = $"p{prompts.Count}", Tokens = tokens });
+        }
+        return prompts.Count > 0 ? prompts : throw new ArgumentException($"task.length.prompts: {file} holds no prompt");
+    }
+}
