@@ -236,7 +236,25 @@ public sealed class Algorithm1
                 ["stats/samples_drawn"] = run.SamplesDrawn,
             },
         };
+        if (generated.Rollouts.Any(r => r.Finish is not null))
+            evaluated = evaluated with { Metrics = new Dictionary<string, double>(evaluated.Metrics).WithCompletions(generated.Rollouts) };
         run.Evaluations.Add(evaluated);
         return evaluated;
+    }
+}
+
+internal static class CompletionMetrics
+{
+    /// <summary>
+    /// TRL's completion statistics of generated text (its names, eval/ prefix): mean length in tokens (the stop token not
+    /// counted), the share truncated at max_new_tokens, and the mean length of those that stopped on their own.
+    /// </summary>
+    public static Dictionary<string, double> WithCompletions(this Dictionary<string, double> metrics, IReadOnlyList<Rollout> rollouts)
+    {
+        metrics["eval/completions/mean_length"] = rollouts.Average(r => (double)r.ContentLength());
+        metrics["eval/completions/clipped_ratio"] = rollouts.Count(r => r.Finish == FinishReason.Length) / (double)rollouts.Count;
+        var terminated = rollouts.Where(r => r.Finish == FinishReason.Stop).ToList();
+        if (terminated.Count > 0) metrics["eval/completions/mean_terminated_length"] = terminated.Average(r => (double)r.ContentLength());
+        return metrics;
     }
 }
