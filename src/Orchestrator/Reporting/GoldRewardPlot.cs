@@ -1,30 +1,42 @@
+using PrefTune.Messages;
 using PrefTune.Orchestrator.Runs;
 using ScottPlot;
 
 namespace PrefTune.Orchestrator.Reporting;
 
 /// <summary>
-/// The paper's bandit figure: mean gold reward of the policy's samples against gradient steps, one line per
-/// method label (mean over seeds, shaded from the lowest to the highest seed), and the reference policy dashed.
+/// The paper's figures: an evaluation metric of the policy's samples against gradient steps, one line per method label
+/// (mean over seeds, shaded from the lowest to the highest seed), and the reference policy (step 0) dashed. The mean
+/// gold reward by default (the bandit figure); the mean response length for the length tasks.
 /// </summary>
 public static class GoldRewardPlot
 {
+    /// <summary>What a plot shows of each evaluation; null where an evaluation does not have it.</summary>
+    public sealed record Metric(string YLabel, Func<PolicyEvaluated, double?> Of);
+
+    public static Metric GoldReward { get; } = new("mean gold reward", e => e.MeanGoldReward);
+
+    /// <summary>TRL's completions/mean_length: tokens per response, the stop token not counted.</summary>
+    public static Metric MeanLength { get; } = new("mean response length (tokens)",
+        e => e.Metrics.TryGetValue("eval/completions/mean_length", out var v) ? v : null);
+
     public const int Width = 900;
     public const int Height = 500;
 
-    public static void Write(string pngPath, string title, IReadOnlyList<RunOutcome> outcomes) =>
-        Write(pngPath, title, outcomes.GroupBy(o => o.Spec.Label).Select(g => (g.Key, (IReadOnlyList<RunOutcome>)g.ToList())).ToList());
+    public static void Write(string pngPath, string title, IReadOnlyList<RunOutcome> outcomes, Metric? metric = null) =>
+        Write(pngPath, title, outcomes.GroupBy(o => o.Spec.Label).Select(g => (g.Key, (IReadOnlyList<RunOutcome>)g.ToList())).ToList(), metric);
 
     /// <summary>One line per named series (e.g. a study's methods, or a sweep's values), each the mean over its runs.</summary>
-    public static void Write(string pngPath, string title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> series)
+    public static void Write(string pngPath, string title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> series, Metric? metric = null)
     {
+        metric ??= GoldReward;
         var plot = new Plot();
         if (series.Count > 10)
             plot.Add.Palette = new ScottPlot.Palettes.Category20();   // the default has 10 colours
         var outcomes = series.SelectMany(s => s.Runs).ToList();
         foreach (var ((name, runs), i) in series.Select((s, i) => (s, i)))
         {
-            var curve = Curve.Of(runs);
+            var curve = Curve.Of(runs, metric);
             if (curve.Steps.Length == 0)
                 continue;
             var color = plot.Add.Palette.GetColor(i);
@@ -39,7 +51,7 @@ public static class GoldRewardPlot
             line.LegendText = name;
         }
 
-        if (ReferenceReward(outcomes) is { } reference)
+        if (ReferenceValue(outcomes, metric) is { } reference)
         {
             var line = plot.Add.HorizontalLine(reference, width: 1.5f, color: Colors.Gray, pattern: LinePattern.Dashed);
             line.LegendText = "reference";
@@ -47,7 +59,7 @@ public static class GoldRewardPlot
 
         plot.Title(title);
         plot.XLabel("gradient steps");
-        plot.YLabel("mean gold reward");
+        plot.YLabel(metric.YLabel);
         if (series.Count > 6)
             plot.ShowLegend(Edge.Right);   // many lines: keep the legend off them
         else
@@ -56,20 +68,21 @@ public static class GoldRewardPlot
     }
 
     /// <summary>The step-0 evaluation (the reference policy), averaged over every run that has one.</summary>
-    private static double? ReferenceReward(IReadOnlyList<RunOutcome> outcomes)
+    private static double? ReferenceValue(IReadOnlyList<RunOutcome> outcomes, Metric metric)
     {
-        var initial = outcomes.SelectMany(o => o.Evaluations.Where(e => e.Step == 0)).Select(e => e.MeanGoldReward).ToList();
+        var initial = outcomes.SelectMany(o => o.Evaluations.Where(e => e.Step == 0)).Select(metric.Of).OfType<double>().ToList();
         return initial.Count == 0 ? null : initial.Average();
     }
 
-    /// <summary>A label's gold reward per evaluated step: mean, lowest and highest over the seeds evaluated there.</summary>
+    /// <summary>A label's metric per evaluated step: mean, lowest and highest over the seeds evaluated there.</summary>
     private sealed record Curve(double[] Steps, double[] Mean, double[] Min, double[] Max)
     {
-        public static Curve Of(IEnumerable<RunOutcome> runs)
+        public static Curve Of(IEnumerable<RunOutcome> runs, Metric metric)
         {
             var byStep = runs.SelectMany(r => r.Evaluations)
-                .Where(e => double.IsFinite(e.MeanGoldReward))
-                .GroupBy(e => e.Step, e => e.MeanGoldReward)
+                .Select(e => (e.Step, Value: metric.Of(e)))
+                .Where(e => e.Value is { } v && double.IsFinite(v))
+                .GroupBy(e => e.Step, e => e.Value!.Value)
                 .OrderBy(g => g.Key)
                 .ToList();
             return new Curve(
