@@ -32,6 +32,12 @@ public sealed class LanguageModel : nn.Module
             register_module(config.Family == ModelFamily.Llama ? "lm_head" : "embed_out", head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false));
     }
 
+    /// <summary>Nothing to add: the submodules are registered above under Hugging Face's names. TorchSharp's default
+    /// registers every module field again under its C# name ("backbone", "head") when this model becomes another's
+    /// submodule (a policy's "lm"), which doubled the state dict: checkpoints twice the size, with keys no Hugging Face
+    /// file has (the parameters themselves were shared, so training was unaffected).</summary>
+    protected override void RegisterComponents() { }
+
     public LanguageModelConfig Config { get; }
 
     /// <summary>The device the weights live on: every input goes there.</summary>
