@@ -53,12 +53,17 @@ public sealed class RewardModelScorer : IDisposable
 
     /// <summary>Loads the classifier named by <paramref name="spec"/> and its tokenizer (spec.Tokenizer, else the model
     /// directory's tokenizer.json if it has one, else none: the policy's ids are read as they are).</summary>
-    /// <exception cref="ModelLoadException">A model or tokenizer file that cannot be read (file named).</exception>
-    /// <exception cref="ArgumentException">Not a sequence classifier (reward_model.path), a tokenizer that does not fit (reward_model.tokenizer).</exception>
+    /// <exception cref="ArgumentException">The model cannot be read or is not a sequence classifier (reward_model.path), the
+    /// tokenizer cannot be read or does not fit (reward_model.tokenizer), or the device (reward_model.device); the
+    /// loader's message names the file and tensor.</exception>
     public static RewardModelScorer Load(RewardModelSpec spec)
     {
-        var device = ComputeDevice.Resolve(spec.Device);
-        var config = Checkpoints.ReadConfig(spec.Path);   // header only: a causal LM is refused before its weights are read
+        Device device;
+        try { device = ComputeDevice.Resolve(spec.Device); }
+        catch (ArgumentException e) { throw new ArgumentException($"reward_model.device: {e.Message}", e); }
+        LanguageModelConfig config;
+        try { config = Checkpoints.ReadConfig(spec.Path); }   // header only: a causal LM is refused before its weights are read
+        catch (ModelLoadException e) { throw new ArgumentException($"reward_model.path: {e.Message}", e); }
         if (config.Head != ModelHead.SequenceClassification)
             throw new ArgumentException($"reward_model.path: {spec.Path}: {config.Architecture} is not a sequence classifier (a reward model is a ...ForSequenceClassification)");
         var tokenizerFile = TokenizerFile(spec);
@@ -68,11 +73,15 @@ public sealed class RewardModelScorer : IDisposable
         {
             if (tokenizerFile is not null)
             {
-                tokenizer = TextTokenizers.Load(tokenizerFile);
-                try { TokenizerChecks.EnsureFits(tokenizer, config, tokenizerFile); }
+                try
+                {
+                    tokenizer = TextTokenizers.Load(tokenizerFile);
+                    TokenizerChecks.EnsureFits(tokenizer, config, tokenizerFile);
+                }
                 catch (ModelLoadException e) { throw new ArgumentException($"reward_model.tokenizer: {e.Message}", e); }
             }
-            model = Checkpoints.Load(spec.Path, device);
+            try { model = Checkpoints.Load(spec.Path, device); }
+            catch (ModelLoadException e) { throw new ArgumentException($"reward_model.path: {e.Message}", e); }
             model.eval();
             return new RewardModelScorer(spec, model, tokenizer, tokenizerFile);
         }

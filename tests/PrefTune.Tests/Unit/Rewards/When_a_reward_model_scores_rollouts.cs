@@ -75,6 +75,33 @@ public sealed class When_a_reward_model_scores_rollouts : IDisposable
     }
 
     [Fact]
+    public void A_missing_model_or_tokenizer_names_the_field_and_the_file()
+    {
+        var nowhere = Path.Combine(Path.GetTempPath(), "preftune-no-such-reward-model");
+
+        var path = Assert.Throws<ArgumentException>(() => RewardModelScorer.Load(new RewardModelSpec { Path = nowhere }));
+        var tokenizer = Assert.Throws<ArgumentException>(() => RewardModelScorer.Load(new RewardModelSpec { Path = TinyRm, Tokenizer = nowhere + ".json" }));
+        var fit = Assert.Throws<ArgumentException>(() => RewardModelScorer.Load(new RewardModelSpec { Path = TinyRm, Tokenizer = StoriesTokenizer }));
+
+        Assert.StartsWith($"reward_model.path: {nowhere}: no such model directory", path.Message);
+        Assert.StartsWith($"reward_model.tokenizer: {nowhere}.json: no such tokenizer file", tokenizer.Message);
+        Assert.StartsWith($"reward_model.tokenizer: {StoriesTokenizer}: the tokenizer has 512 tokens but GPTNeoXForSequenceClassification embeds only 96", fit.Message);
+    }
+
+    [Fact]
+    public void Scoring_leaves_no_live_tensors_behind()
+    {
+        var rollouts = Enumerable.Range(1, RewardModelScorer.MaxBatch + 2).Select(n => Rollout([1, 2], [.. Enumerable.Range(3, n)])).ToList();
+        _scorer.Score(rollouts, null);   // warm-up
+        TorchSharp.DisposeScopeManager.Statistics.Reset();
+        _scorer.Score(rollouts, null);
+        var afterOne = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (var i = 0; i < 20; i++) _scorer.Score(rollouts, null);
+
+        Assert.Equal(afterOne, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void A_bandit_response_without_a_stop_keeps_every_token()
     {
         var rollout = Rollout([5], [3, 9], finish: null);
