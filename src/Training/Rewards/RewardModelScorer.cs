@@ -111,7 +111,8 @@ public sealed class RewardModelScorer : IDisposable
     /// sequence (the sample and the field named).</exception>
     public IReadOnlyList<int[]> Inputs(IReadOnlyList<Rollout> rollouts, string? policyTokenizerFile)
     {
-        var policy = policyTokenizerFile is null ? null : PolicyTokenizerOf(policyTokenizerFile);
+        // Without a tokenizer of its own the reward model can only read the ids: the policy's tokenizer is not needed.
+        var policy = policyTokenizerFile is null || _tokenizer is null ? null : PolicyTokenizerOf(policyTokenizerFile);
         var translate = _tokenizer is not null && policy is not null && policy.Hash != _tokenizerHash;
         return rollouts.Select(rollout =>
         {
