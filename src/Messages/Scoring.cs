@@ -10,6 +10,8 @@ public sealed record ScoreRollouts
     public required IReadOnlyList<Rollout> Rollouts { get; init; }
     /// <summary>The learned reward a method trains on (<see cref="RunSpec.RewardModel"/>); null is the task's gold reward.</summary>
     public RewardModelSpec? RewardModel { get; init; }
+    /// <summary>libtorch intra-op threads for the reward model (<see cref="RunSpec.TorchThreads"/>); the gold reward uses none.</summary>
+    public int TorchThreads { get; init; } = 1;
 }
 
 /// <summary>Rewards of one rollout.</summary>

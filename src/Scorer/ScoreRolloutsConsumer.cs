@@ -7,12 +7,12 @@ namespace PrefTune.Scorer;
 public sealed class ScoreRolloutsConsumer(RewardFunctions rewards) : IConsumer<ScoreRollouts>
 {
     public async Task Consume(ConsumeContext<ScoreRollouts> context) =>
-        await context.RespondAsync(Score(rewards, context.Message));
+        await context.RespondAsync(await ScoreAsync(rewards, context.Message, context.CancellationToken));
 
     /// <summary>The answer to <paramref name="request"/> (also given in process by the bench's direct loop).</summary>
-    public static RolloutsScored Score(RewardFunctions rewards, ScoreRollouts request)
+    public static async Task<RolloutsScored> ScoreAsync(RewardFunctions rewards, ScoreRollouts request, CancellationToken cancellationToken)
     {
-        var scores = rewards.Score(request);
+        var scores = await rewards.ScoreAsync(request, cancellationToken);
         return new RolloutsScored
         {
             RunId = request.RunId,

@@ -24,13 +24,14 @@ internal sealed class InProcessStages : IStageCalls, IDisposable
 
     public Task<PolicyInitialized> InitializeAsync(InitializePolicy request, CancellationToken ct) => _learners.InitializeAsync(request, ct);
     public Task<RolloutsGenerated> SampleAsync(SampleRollouts request, CancellationToken ct) => SampleRolloutsConsumer.SampleAsync(_policies, request, ct);
-    public Task<RolloutsScored> ScoreAsync(ScoreRollouts request, CancellationToken ct) => Task.FromResult(ScoreRolloutsConsumer.Score(_rewards, request));
+    public Task<RolloutsScored> ScoreAsync(ScoreRollouts request, CancellationToken ct) => ScoreRolloutsConsumer.ScoreAsync(_rewards, request, ct);
     public Task<PolicyTrained> TrainAsync(TrainPolicy request, CancellationToken ct) => _learners.TrainAsync(request, ct);
 
     public void Dispose()
     {
         _learners.Dispose();
         _policies.Dispose();
+        _rewards.Dispose();
     }
 }
 

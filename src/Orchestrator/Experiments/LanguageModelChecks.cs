@@ -3,6 +3,7 @@ using PrefTune.Messages;
 using PrefTune.Training;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Policies;
+using PrefTune.Training.Rewards;
 using PrefTune.Training.Tasks.Length;
 using TorchSharp;
 
@@ -17,7 +18,7 @@ namespace PrefTune.Orchestrator.Experiments;
 internal static class LanguageModelChecks
 {
     /// <summary>Models already loaded and found sound in this process, by path and last write: a study's grid reads one file.</summary>
-    private static readonly ConcurrentDictionary<(string Path, DateTime Written), string?> Loaded = new();
+    private static readonly ConcurrentDictionary<(string Path, DateTime Written, ModelHead Head), string?> Loaded = new();
 
     public static TaskSpec CheckTask(TaskSpec task, string folder, DocumentReader reader)
     {
@@ -75,29 +76,76 @@ internal static class LanguageModelChecks
         return task;
     }
 
-    /// <summary>The reward_model block: its paths resolved like the task's. (What the Scorer can serve is checked there.)</summary>
+    /// <summary>
+    /// The reward_model block, paths resolved like the task's: the model must load as a sequence classifier
+    /// (<c>...ForSequenceClassification</c>), its tokenizer (the one named, else the model directory's) must exist and
+    /// fit its vocabulary, and without a tokenizer its vocabulary must cover the policy's, whose ids it then reads as
+    /// they are. The device must be one this build has.
+    /// </summary>
     public static RewardModelSpec CheckRewardModel(RewardModelSpec model, TaskSpec task, string folder, DocumentReader reader)
     {
+        model = model with { Path = Resolve(model.Path, folder), Tokenizer = Resolve(model.Tokenizer, folder) };
+        try { ComputeDevice.Resolve(model.Device, null); }
+        catch (ArgumentException e) { reader.Add("reward_model.device", e.Message, "cpu, or cuda with the CUDA build"); }
+        const string Classifier = "a Hugging Face directory of a sequence-classification model (LlamaForSequenceClassification, GPTNeoXForSequenceClassification)";
         if (model.Path == "")
-            reader.Add("reward_model.path", "missing", "a Hugging Face directory of a sequence-classification model");
-        return model with { Path = Resolve(model.Path, folder), Tokenizer = Resolve(model.Tokenizer, folder) };
+        {
+            reader.Add("reward_model.path", "missing", Classifier);
+            return model;
+        }
+        if (LoadProblem(model.Path, ModelHead.SequenceClassification) is { } problem)
+        {
+            reader.Add("reward_model.path", problem, Classifier);
+            return model;
+        }
+        var config = Checkpoints.ReadConfig(model.Path);
+        var tokenizerFile = RewardModelScorer.TokenizerFile(model);
+        if (tokenizerFile is not null)
+        {
+            try
+            {
+                using var tokenizer = TextTokenizers.Load(tokenizerFile);
+                TokenizerChecks.EnsureFits(tokenizer, config, tokenizerFile);
+            }
+            catch (ModelLoadException e)
+            {
+                reader.Add("reward_model.tokenizer", e.Message, "the reward model's tokenizer.json or llama2.c tokenizer .bin");
+            }
+        }
+        else if (task.Model is { Path: not "" } policy && PolicyVocabulary(policy) is { } vocabulary && vocabulary > config.VocabSize)
+        {
+            reader.Add("reward_model.tokenizer",
+                $"missing: {model.Path} has no tokenizer.json, so it would read the policy's ids as they are, but its vocabulary of {config.VocabSize} "
+                + $"does not cover the policy's {vocabulary}", "the reward model's tokenizer.json or llama2.c tokenizer .bin");
+        }
+        return model;
+    }
+
+    /// <summary>The policy model's vocabulary size, or null when it cannot be read (the task's own checks report that).</summary>
+    private static int? PolicyVocabulary(LanguageModelSpec policy)
+    {
+        try { return Checkpoints.ReadConfig(policy.Path).VocabSize; }
+        catch (ModelLoadException) { return null; }
     }
 
     /// <summary>A path as written, or under <paramref name="folder"/> when relative; empty stays empty.</summary>
     public static string Resolve(string path, string folder) =>
         path == "" || Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(folder, path));
 
-    /// <summary>Why the model cannot be loaded (the loader's message: file and tensor), or null when it loads.</summary>
-    private static string? LoadProblem(string path)
+    /// <summary>Why the model cannot be loaded (the loader's message: file and tensor) or is not the <paramref name="head"/>
+    /// asked for (a policy generates: a causal LM; a reward model scores: a sequence classifier), or null when it serves.</summary>
+    private static string? LoadProblem(string path, ModelHead head = ModelHead.CausalLm)
     {
         var written = Directory.Exists(path) ? Directory.GetLastWriteTimeUtc(path) : File.GetLastWriteTimeUtc(path);
-        return Loaded.GetOrAdd((path, written), _ =>
+        return Loaded.GetOrAdd((path, written, head), _ =>
         {
             try
             {
                 using var scope = torch.NewDisposeScope();
                 using var model = Checkpoints.Load(path, torch.CPU);
-                return model.Config.Head == ModelHead.CausalLm ? null : $"{path}: {model.Config.Architecture} is a sequence classifier, not a causal LM that generates";
+                return model.Config.Head == head ? null
+                    : head == ModelHead.CausalLm ? $"{path}: {model.Config.Architecture} is a sequence classifier, not a causal LM that generates"
+                    : $"{path}: {model.Config.Architecture} is a causal LM, not a sequence classifier that scores (a reward model is a ...ForSequenceClassification)";
             }
             catch (ModelLoadException e)
             {

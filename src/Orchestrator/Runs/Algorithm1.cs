@@ -196,6 +196,7 @@ public sealed class Algorithm1
         var scored = await stages.ScoreAsync(new ScoreRollouts
         {
             RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts, RewardModel = spec.RewardModel,
+            TorchThreads = spec.TorchThreads,
         }, ct);
         if (scored.Scores.Count != generated.Rollouts.Count)
             throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");

@@ -40,6 +40,16 @@ internal static class RegisteredKinds
         return file;
     });
 
+    /// <summary>What each registered reward kind is built from for <paramref name="task"/>: gold needs the task alone, a
+    /// learned model a reward model that reads every policy kind's ids (a random classifier over 512 ids, the stories
+    /// vocabulary, which also covers the bandits' actions).</summary>
+    public static RewardSource RewardSource(string kind, IPromptTask task) => kind switch
+    {
+        RewardRegistry.Gold => new RewardSource(task),
+        RewardRegistry.Model => new RewardSource(task, Rewards.RewardModels.Random512Scorer.Value),
+        _ => throw new ArgumentException($"no reward source for reward kind '{kind}': add one here when registering it"),
+    };
+
     public static TheoryData<string, string> Policies()
     {
         var data = new TheoryData<string, string>();
@@ -147,11 +157,12 @@ public class Every_registered_reward_kind
         foreach (var (task, policy) in PolicyRegistry.All.Select(p => (p.Task, p.Name)))
         {
             var built = PreferenceTasks.Create(RegisteredKinds.SmallSpec(task, policy));
-            var reward = RewardRegistry.Get(name).Create(built);
+            var reward = RewardRegistry.Get(name).Create(RegisteredKinds.RewardSource(name, built));
             using var network = built.CreatePolicy(1);
             var rollouts = built.Generate(network, built.PromptPool(1), 3, 1.0, seed: 2, policyVersion: 0, Guid.NewGuid());
 
             Assert.All(rollouts, r => Assert.True(double.IsFinite(reward.Reward(r))));
+            Assert.Equal(rollouts.Select(reward.Reward), reward.Rewards(rollouts), (a, b) => Math.Abs(a - b) < 1e-4);   // batched as one at a time
         }
     }
 
@@ -159,7 +170,7 @@ public class Every_registered_reward_kind
     public void Gold_is_the_tasks_gold_reward()
     {
         var built = PreferenceTasks.Create(RegisteredKinds.SmallSpec("bandit", "categorical"));
-        var gold = RewardRegistry.Get(RewardRegistry.Gold).Create(built);
+        var gold = RewardRegistry.Get(RewardRegistry.Gold).Create(new RewardSource(built));
         var rollouts = Enumerable.Range(0, 10).Select(a => new Rollout
         {
             SampleId = Guid.NewGuid(), PromptId = "p0", Group = 0, PromptTokens = [0], ResponseTokens = [a], TokenLogProbs = [0f], PolicyVersion = 0,
@@ -167,6 +178,16 @@ public class Every_registered_reward_kind
 
         // r(a) = exp(-((a - 7) / 10)^2): 1 at the centre, falling on both sides
         Assert.Equal(rollouts.Select(r => Math.Exp(-Math.Pow((r.ResponseTokens[0] - 7) / 10.0, 2))), rollouts.Select(gold.Reward));
+    }
+
+    [Fact]
+    public void Model_names_the_reward_model_it_needs_when_given_none()
+    {
+        var built = PreferenceTasks.Create(RegisteredKinds.SmallSpec("bandit", "categorical"));
+
+        var error = Assert.Throws<ArgumentException>(() => RewardRegistry.Get(RewardRegistry.Model).Create(new RewardSource(built)));
+
+        Assert.StartsWith("reward_model: the model reward kind needs a loaded reward model", error.Message);
     }
 
     [Fact]

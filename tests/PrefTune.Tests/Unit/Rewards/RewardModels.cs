@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using PrefTune.Messages;
+using PrefTune.Tests.Unit.LanguageModels;
+using PrefTune.Training;
+using PrefTune.Training.LanguageModels;
+using PrefTune.Training.Rewards;
+using static TorchSharp.torch;
+
+namespace PrefTune.Tests.Unit.Rewards;
+
+/// <summary>Reward models and tokenizers the reward tests read: the tiny-gpt-neox-rm fixture in place, and files the
+/// tests write into a temp folder of this process (a random classifier over the stories vocabulary, a word tokenizer).</summary>
+internal static class RewardModels
+{
+    public static string TinyRm => Fixtures.Tiny("tiny-gpt-neox-rm");
+    public static string StoriesTokenizer => Path.Combine(Fixtures.StoriesHf, "tokenizer.json");
+
+    private static readonly string Folder = Path.Combine(Path.GetTempPath(), $"preftune-rewards-{Environment.ProcessId}");
+
+    /// <summary>A random LlamaForSequenceClassification over 512 ids (the stories vocabulary), from a config.json written
+    /// here and saved with <see cref="Checkpoints.SaveHf"/>: no tokenizer beside it.</summary>
+    public static readonly Lazy<string> Random512 = new(() =>
+    {
+        var directory = Path.Combine(Folder, "random-llama-rm-512");
+        var json = new JsonObject
+        {
+            ["architectures"] = new JsonArray("LlamaForSequenceClassification"),
+            ["model_type"] = "llama",
+            ["vocab_size"] = 512, ["hidden_size"] = 16, ["intermediate_size"] = 32, ["num_hidden_layers"] = 1,
+            ["num_attention_heads"] = 2, ["num_key_value_heads"] = 2, ["max_position_embeddings"] = 256,
+            ["rms_norm_eps"] = 1e-6, ["hidden_act"] = "silu", ["num_labels"] = 1, ["pad_token_id"] = 0,
+            ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+        };
+        var config = LanguageModelConfig.FromHfConfig(json, "config.json");
+        lock (TorchRuntime.GlobalSeedLock)
+        {
+            manual_seed(512);
+            using var model = new LanguageModel(config);
+            Checkpoints.SaveHf(model, directory);
+        }
+        return directory;
+    });
+
+    /// <summary>The random 512-id classifier loaded (shared by the registry tests; never disposed, as the fixture lives for the run).</summary>
+    public static readonly Lazy<RewardModelScorer> Random512Scorer = new(() => RewardModelScorer.Load(new RewardModelSpec { Path = Random512.Value }));
+
+    /// <summary>A WordLevel tokenizer.json over <paramref name="words"/> (ids 1.., [UNK] 0), split on whitespace and
+    /// punctuation: text in, ids nothing like the stories tokenizer's.</summary>
+    public static string WordTokenizer(string name, IReadOnlyList<string> words)
+    {
+        Directory.CreateDirectory(Folder);
+        var vocab = new JsonObject { ["[UNK]"] = 0 };
+        for (var i = 0; i < words.Count; i++) vocab[words[i]] = i + 1;
+        var json = new JsonObject
+        {
+            ["version"] = "1.0", ["truncation"] = null, ["padding"] = null,
+            ["added_tokens"] = new JsonArray(new JsonObject
+            {
+                ["id"] = 0, ["content"] = "[UNK]", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            }),
+            ["normalizer"] = null,
+            ["pre_tokenizer"] = new JsonObject { ["type"] = "Whitespace" },
+            ["post_processor"] = null,
+            ["decoder"] = null,
+            ["model"] = new JsonObject { ["type"] = "WordLevel", ["vocab"] = vocab, ["unk_token"] = "[UNK]" },
+        };
+        var file = Path.Combine(Folder, name + ".tokenizer.json");
+        File.WriteAllText(file, json.ToJsonString());
+        return file;
+    }
+
+    /// <summary>A copy of the stories tokenizer.json under another name: the same bytes, so the same tokenizer.</summary>
+    public static readonly Lazy<string> StoriesTokenizerCopy = new(() =>
+    {
+        Directory.CreateDirectory(Folder);
+        var file = Path.Combine(Folder, "copy-of-stories.tokenizer.json");
+        File.Copy(StoriesTokenizer, file, overwrite: true);
+        return file;
+    });
+
+    public static Rollout Rollout(int[] prompt, int[] response, FinishReason? finish = FinishReason.Length) => new()
+    {
+        SampleId = Guid.NewGuid(), PromptId = "p0", Group = 0, PromptTokens = prompt, ResponseTokens = response,
+        TokenLogProbs = new float[response.Length], PolicyVersion = 0, Finish = finish,
+    };
+
+    /// <summary>Label 0's score of one unpadded sequence, straight from <see cref="LanguageModel.Scores"/>.</summary>
+    public static double Direct(LanguageModel model, int[] ids)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return model.Scores(tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length]))[0, 0].item<float>();
+    }
+}
