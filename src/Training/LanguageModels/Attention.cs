@@ -74,6 +74,9 @@ public static class Attention
     /// Instead of copying each kv head nh / nkv times (repeat_kv), the g query heads that share a kv head are stacked
     /// along the query axis, (B, nkv, g * T, hs): the same scores without copying the cache at every step.
     /// </remarks>
+    /// <summary>Queries per call from which the fused kernel is used (a prompt or a training sequence, not a decoding step).</summary>
+    public const int FusedFromQueries = 16;
+
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionInputs inputs)
     {
         using var scope = NewDisposeScope();
@@ -86,10 +89,20 @@ public static class Attention
             q = q.reshape(b, nkv, g * t, hs);                                          // (B, nkv, g * T, hs): head kv * g + i, query i
             mask = mask.repeat(1, 1, g, 1);                                            // (B or 1, 1, g * T, S)
         }
-        // Written out rather than scaled_dot_product_attention: for decoding (a few queries, many rows) the plain
-        // matmuls measured 1.7x faster here on CPU, and they are HF's eager attention line for line.
-        var scores = matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(hs)) + mask;   // (B, nkv, g * T, S)
-        var y = matmul(F.softmax(scores, -1), v);                                      // (B, nkv, g * T, hs)
+        Tensor y;                                                                      // (B, nkv, g * T, hs)
+        if (t >= FusedFromQueries)
+        {
+            // A whole sequence (training, scoring, a prompt): libtorch's fused kernel never holds the (g * T, S) score
+            // matrix per head, which at a few hundred tokens is hundreds of MB a layer, allocated and freed each pass.
+            y = F.scaled_dot_product_attention(q, k, v, mask.expand(b, nkv, g * t, k.shape[2]));
+        }
+        else
+        {
+            // Decoding (a few queries against the cache): the plain matmuls measured 1.7x faster here on CPU, and they
+            // are HF's eager attention line for line.
+            var scores = matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(hs)) + mask;   // (B, nkv, g * T, S)
+            y = matmul(F.softmax(scores, -1), v);
+        }
         return y.reshape(b, nh, t, hs).transpose(1, 2).reshape(b, t, nh * hs).MoveToOuterDisposeScope();   // (B, T, nh * hs)
     }
 }
