@@ -129,6 +129,10 @@ public static partial class ExperimentFile
             reader.Add($"{path}.data", $"{descriptor.Name} cannot train on {Spelling(entry.Data)} data",
                 string.Join(", ", DataSources.Where(d => descriptor.Axes.Supports(d.Value)).Select(d => d.Key)));
 
+        if (descriptor is { TokenLevel: true } && PolicyOf(task) is { ScoresTokens: false } policy)
+            reader.Add($"{path}.name", $"{descriptor.Name} is token-level, but the {policy.Name} policy has no value head to score tokens with",
+                string.Join(", ", MethodNames().Where(m => !MethodRegistry.Get(m).TokenLevel)));
+
         var parameters = descriptor is null
             ? []
             : reader.Block(entry.Parameters, $"{path}.parameters", new Dictionary<string, double>(),
@@ -191,6 +195,12 @@ public static partial class ExperimentFile
         ExperimentRules.Check(bandit, ExperimentRules.Bandit, keys => $"task.bandit.{keys[0]}", reader);
         return task with { Bandit = bandit };
     }
+
+    /// <summary>The policy kind a task spec names, or null for an unknown task or policy (reported elsewhere).</summary>
+    private static Training.Policies.PolicyKind? PolicyOf(TaskSpec task) =>
+        Training.Tasks.TaskRegistry.Find(task.Kind) is { } kind
+            ? Training.Policies.PolicyRegistry.All.FirstOrDefault(p => p.Task == kind.Name && p.Name == kind.PolicyOf(task))
+            : null;
 
     private static string Spelling(DataSource data) => DataSources.Single(d => d.Value == data).Key;
 

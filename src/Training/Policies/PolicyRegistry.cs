@@ -13,6 +13,9 @@ public sealed record PolicyKind
     public required string Task { get; init; }
     /// <summary>The family for a task spec (its sizes read from the spec).</summary>
     public required Func<TaskSpec, IPolicyFamily> Create { get; init; }
+    /// <summary>Whether it scores responses token by token with a value head (<see cref="IPolicyFamily.ScoreTokens"/>), as
+    /// token-level methods need.</summary>
+    public bool ScoresTokens { get; init; }
     /// <summary>The memory its policy and samples take, from the spec alone (nothing is built); null when the spec cannot say.</summary>
     public required Func<TaskSpec, TaskFootprint?> Footprint { get; init; }
 }

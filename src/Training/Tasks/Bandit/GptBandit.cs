@@ -18,7 +18,7 @@ internal sealed class GptBandit(BanditSpec bandit, double[] dataDistribution, do
 {
     public static PolicyKind Descriptor { get; } = BanditTask.PolicyKind("gpt",
         "a tiny GPT over the A actions as its vocabulary, response_length actions per response, with a value head",
-        (b, data, gold) => new GptBandit(b, data, gold), Footprint);
+        (b, data, gold) => new GptBandit(b, data, gold), Footprint) with { ScoresTokens = true };
 
     /// <summary>
     /// The memory of this policy and its samples from the spec alone: the tiny GPT keeps about 24 d numbers per layer and

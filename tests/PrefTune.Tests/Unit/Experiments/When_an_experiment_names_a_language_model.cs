@@ -165,4 +165,14 @@ public sealed class When_an_experiment_names_a_language_model : IDisposable
         Assert.Equal(Fixtures.StoriesHf, run.Task.Model!.Path);
         Assert.Equal(prompts, run.Task.Length!.Prompts);
     }
+
+    [Fact]
+    public void A_token_level_method_is_refused_for_a_policy_without_a_value_head()
+    {
+        var problem = ExperimentText.ProblemAt(Text(Fixtures.StoriesHf, GoodPrompts).Replace("  - name: dpo", "  - name: ppo-token"),
+            "methods[0].name", "no value head");
+
+        Assert.DoesNotContain("ppo-token", problem.Allowed);
+        Assert.Contains("dpo", problem.Allowed);
+    }
 }
