@@ -105,7 +105,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
             Samples = settings.Samples, MaxBatch = settings.Batch, Seed = settings.Seed, StopIds = stopIds, UseCache = !settings.NoCache,
         });
         clock.Stop();
-        string? Text(int[] ids) => tokenizer is null ? null : NewText(tokenizer, prompt, ids);
+        string? Text(int[] ids) => tokenizer is null ? null : tokenizer.Continuation(prompt, ids);
 
         if (settings.Json)
         {
@@ -126,14 +126,6 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         var tokens = responses.Sum(r => r.Ids.Length);
         Console.Error.WriteLine($"{responses.Count} sample(s), {tokens} tokens in {clock.Elapsed.TotalSeconds:0.00} s ({tokens / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):0} tokens/s)");
         return 0;
-    }
-
-    /// <summary>The text the new tokens add after the prompt (decoded together, so SentencePiece's spaces come out right).</summary>
-    private static string NewText(ITextTokenizer tokenizer, int[] prompt, int[] ids)
-    {
-        var promptText = tokenizer.Decode(prompt);
-        var full = tokenizer.Decode([.. prompt, .. ids]);
-        return full.StartsWith(promptText, StringComparison.Ordinal) ? full[promptText.Length..] : tokenizer.Decode(ids);
     }
 
     private static int[] Ids(string text, string option)

@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.ServiceDefaults;
 using PrefTune.Storage.Events;
+using PrefTune.Training.LanguageModels;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -25,6 +26,10 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         [CommandOption("--json")]
         [Description("Print the run (or with --checkpoint, the lineage) as JSON on stdout.")]
         public bool Json { get; init; }
+
+        [CommandOption("--samples <N>")]
+        [Description("Print N responses of the run's last training batch (a language-model run's as text), with their rewards.")]
+        public int? Samples { get; init; }
 
         [CommandOption("--checkpoint <V>")]
         [Description("List the gradient steps, batches and samples that produced published policy version V (a whole number).")]
@@ -50,6 +55,8 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
             return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var version)
                 ? ShowLineage(runId, version, record.Ledger, settings.Json)
                 : throw new ArgumentException($"--checkpoint {text}: expected a whole number, a policy version run {runId} published ({Published(record.Ledger)})");
+        if (settings.Samples is { } count)
+            return await ShowSamplesAsync(store, runId, record.Outcome.Spec, count, settings.Json, cancellationToken);
         var outcome = record.Outcome;
         // a run without an end is "running" only while a live owner holds its lease; otherwise "abandoned"
         await using (var query = store.QuerySession())
@@ -172,4 +179,36 @@ public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
         return chart;
     }
 
+
+    /// <summary>The last training batch's first <paramref name="count"/> rollouts: prompt id, the policy version that sampled
+    /// them, how they ended, their rewards, and (a language model's) the response decoded with the run's tokenizer.</summary>
+    private static async Task<int> ShowSamplesAsync(Marten.IDocumentStore store, Guid runId, Messages.RunSpec spec, int count, bool json, CancellationToken ct)
+    {
+        if (count < 1) throw new ArgumentException($"--samples {count}: expected a positive number of responses");
+        var recorded = (await RecordedRun.LoadAsync(store, runId, ct))!;
+        var batch = recorded.Events.OfType<Messages.RolloutsGenerated>().LastOrDefault(g => g.Purpose == Messages.RolloutPurpose.Training)
+            ?? throw new ArgumentException($"run {runId} recorded no training batch yet");
+        var scores = recorded.Events.OfType<Messages.RolloutsScored>().Where(s => s.BatchId == batch.BatchId).SelectMany(s => s.Scores).ToDictionary(s => s.SampleId);
+        using var tokenizer = spec.Task.Model is { } model ? Training.LanguageModels.TextTokenizers.Load(Training.Tasks.Length.LengthTask.TokenizerPath(model)) : null;
+        var rows = batch.Rollouts.Take(count).Select(r => new
+        {
+            r.SampleId, r.PromptId, r.PolicyVersion, Finish = r.Finish, Tokens = r.ResponseTokens.Length,
+            Reward = scores.TryGetValue(r.SampleId, out var s) ? s.Reward : (double?)null,
+            GoldReward = scores.TryGetValue(r.SampleId, out var g) ? g.GoldReward : (double?)null,
+            Text = tokenizer?.Continuation(r.PromptTokens, r.Finish == Messages.FinishReason.Stop ? r.ResponseTokens[..^1] : r.ResponseTokens),
+            Ids = tokenizer is null ? r.ResponseTokens : null,
+        }).ToList();
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { RunId = runId, batch.BatchId, batch.Iteration, Samples = rows }, Json));
+            return 0;
+        }
+        AnsiConsole.MarkupLineInterpolated($"run {runId}, training batch {batch.BatchId} (iteration {batch.Iteration}): {rows.Count} of {batch.Rollouts.Count} responses");
+        foreach (var row in rows)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[bold]{row.PromptId}[/] v{row.PolicyVersion}, {row.Tokens} tokens{(row.Finish is { } f ? ", " + f.ToString().ToLowerInvariant() : "")}, reward {row.Reward:0.###}, gold {row.GoldReward:0.###}");
+            Console.WriteLine(row.Text ?? string.Join(",", row.Ids!));
+        }
+        return 0;
+    }
 }

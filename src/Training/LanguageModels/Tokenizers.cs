@@ -21,6 +21,14 @@ public interface ITextTokenizer : IDisposable
 /// <summary>Opens a tokenizer: a model directory's tokenizer.json, a tokenizer.json file, or a llama2.c tokenizer .bin.</summary>
 public static class TextTokenizers
 {
+    /// <summary>The text the new tokens add after the prompt (decoded together, so SentencePiece's spaces come out right).</summary>
+    public static string Continuation(this ITextTokenizer tokenizer, IReadOnlyList<int> prompt, IReadOnlyList<int> ids)
+    {
+        var promptText = tokenizer.Decode(prompt);
+        var full = tokenizer.Decode([.. prompt, .. ids]);
+        return full.StartsWith(promptText, StringComparison.Ordinal) ? full[promptText.Length..] : tokenizer.Decode(ids);
+    }
+
     public static ITextTokenizer Load(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "tokenizer.json");
