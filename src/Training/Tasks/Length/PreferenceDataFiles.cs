@@ -122,7 +122,8 @@ public static class PreferenceDataFiles
             {
                 var field = fields[column];
                 var values = new object?[count];
-                if (field.ClrType == typeof(string))
+                // Parquet.Net 6 gives a string column's ClrType as ReadOnlyMemory<char>; it still reads as strings
+                if (field.ClrType == typeof(string) || field.ClrType == typeof(ReadOnlyMemory<char>))
                 {
                     if (!TextColumns.Contains(column)) throw new ArgumentException($"{path}, column {column}: holds text, expected numbers");
                     var strings = new string?[count];
