@@ -5,7 +5,6 @@ using PrefTune.Messages;
 using PrefTune.Orchestrator.Experiments;
 using PrefTune.ServiceDefaults;
 using PrefTune.Storage.Events;
-using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Tasks.Length;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -53,8 +52,7 @@ public sealed class PreferenceDataCommand : AsyncCommand<PreferenceDataCommand.S
         if (string.IsNullOrWhiteSpace(settings.Output))
             throw new ArgumentException("--output: missing; name a new (or empty) directory for the dataset");
         var output = Path.GetFullPath(settings.Output);
-        try { HfExport.EnsureEmptyOrAbsent(output); }
-        catch (ArgumentException e) { throw new ArgumentException($"--output {e.Message}"); }
+        EnsureEmptyOrAbsent(output);
         if (settings.Responses < 2) throw new ArgumentException($"--responses {settings.Responses}: a pair needs at least 2 responses per prompt");
         var experiment = ExperimentFile.Load(settings.File);
         var task = experiment.Runs[0].Task;   // every run of a file shares its task
@@ -64,7 +62,7 @@ public sealed class PreferenceDataCommand : AsyncCommand<PreferenceDataCommand.S
         var options = await PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
 
         var built = PreferenceDataset.Build(task, new PreferenceDatasetSettings { Responses = settings.Responses, Seed = settings.Seed, KeepTies = settings.KeepTies });
-        HfExport.EnsureEmptyOrAbsent(output);   // again: sampling took a while
+        EnsureEmptyOrAbsent(output);   // again: sampling took a while
         Directory.CreateDirectory(output);
         var files = new List<string> { "pairs.jsonl" };
         PreferenceDataFiles.WriteJsonl(Path.Combine(output, "pairs.jsonl"), built.Rows);
@@ -109,6 +107,15 @@ public sealed class PreferenceDataCommand : AsyncCommand<PreferenceDataCommand.S
         AnsiConsole.MarkupLineInterpolated($"dataset {fact.DatasetId}: {built.Rows.Count} pairs from {built.PromptCount} prompts x {settings.Responses} responses (goal {length.Goal}{(built.ModeLength is { } m ? $", mode {m}" : "")}) in {output}");
         foreach (var line in histogram.Lines()) AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]");
         return 0;
+    }
+
+    /// <summary>A dataset is never written over another: the folder must be new or empty.</summary>
+    private static void EnsureEmptyOrAbsent(string output)
+    {
+        if (File.Exists(output)) throw new ArgumentException($"--output {output} is a file; name a new or empty directory");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).FirstOrDefault() is { } entry)
+            throw new ArgumentException($"--output {output} is not empty (it holds {Path.GetFileName(entry)}): preference-data writes only into a new "
+                + "or empty directory and never overwrites or removes what is there; choose another --output");
     }
 
     private static DatasetFile Describe(string folder, string name)

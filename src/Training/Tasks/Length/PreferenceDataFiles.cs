@@ -17,6 +17,10 @@ public static class PreferenceDataFiles
     private static readonly string[] TextColumns = ["prompt", "y_w", "y_l", "y_ref"];
     private static readonly string[] ScoreColumns = ["y_w_score", "y_l_score", "score_diff"];
 
+    /// <summary>Quotes and non-ASCII text written as themselves, not \u0022: the file is read by people too. Safe here,
+    /// where the JSON never lands in HTML.</summary>
+    private static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static void WriteJsonl(string path, IEnumerable<PreferenceRow> rows)
     {
         // CreateNew: a dataset is never overwritten
@@ -28,7 +32,7 @@ public static class PreferenceDataFiles
                 ["prompt"] = row.Prompt, ["y_w"] = row.YW, ["y_l"] = row.YL,
                 ["y_w_score"] = row.YWScore, ["y_l_score"] = row.YLScore, ["score_diff"] = row.ScoreDiff, ["y_ref"] = row.YRef,
             };
-            writer.Write(line.ToJsonString());
+            writer.Write(line.ToJsonString(Readable));
             writer.Write('\n');
         }
     }
