@@ -6,7 +6,6 @@ using PrefTune.Orchestrator.Experiments;
 using PrefTune.ServiceDefaults;
 using PrefTune.Storage.Events;
 using PrefTune.Training.Tasks.Length;
-using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace PrefTune.Orchestrator.Cli;
@@ -104,8 +103,9 @@ public sealed class PreferenceDataCommand : AsyncCommand<PreferenceDataCommand.S
             await session.SaveChangesAsync(cancellationToken);
         }
 
-        AnsiConsole.MarkupLineInterpolated($"dataset {fact.DatasetId}: {built.Rows.Count} pairs from {built.PromptCount} prompts x {settings.Responses} responses (goal {length.Goal}{(built.ModeLength is { } m ? $", mode {m}" : "")}) in {output}");
-        foreach (var line in histogram.Lines()) AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]");
+        // plain lines, not Spectre's: they are not wrapped at the terminal's width, so a script can read them
+        Console.WriteLine($"dataset {fact.DatasetId}: {built.Rows.Count} pairs from {built.PromptCount} prompts x {settings.Responses} responses (goal {length.Goal}{(built.ModeLength is { } m ? $", mode {m}" : "")}) in {output}");
+        foreach (var line in histogram.Lines()) Console.WriteLine(line);
         return 0;
     }
 
