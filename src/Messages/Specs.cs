@@ -59,11 +59,19 @@ public sealed record TaskSpec
 /// token not counted.</summary>
 public sealed record LengthSpec
 {
-    /// <summary>"min": gold reward = -length, shorter is better.</summary>
+    /// <summary>"min": gold reward = -length, shorter is better. "mode": -|length - mode_length|, closer to the mode of the
+    /// preference data is better. "skew": min's reward, but a preference dataset built for it has its completions cut to
+    /// at most skew_truncate tokens, so the data covers the reference poorly (PAPER.md, Problem 2).</summary>
     public string Goal { get; init; } = "min";
     /// <summary>A JSONL file, one object with a "prompt" string per line; a relative path is read from the experiment
     /// file's folder. Each prompt is encoded with the model's tokenizer (BOS included where it adds one).</summary>
     public string Prompts { get; init; } = "";
+    /// <summary>Goal "mode" only: the length in tokens the gold reward peaks at. A run needs it; `preftune preference-data`
+    /// without it takes the mode of the sampled responses' lengths and records it.</summary>
+    public int? ModeLength { get; init; }
+    /// <summary>Goal "skew" only: a preference dataset's completions are cut to at most this many tokens (the gold reward
+    /// is min's either way).</summary>
+    public int? SkewTruncate { get; init; }
 }
 
 /// <summary>A causal language model as a policy: where its files are and how it samples.</summary>

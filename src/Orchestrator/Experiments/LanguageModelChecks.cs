@@ -26,6 +26,24 @@ internal static class LanguageModelChecks
         var length = task.Length ?? new LengthSpec();
         if (!LengthTask.Goals.Contains(length.Goal))
             reader.Add("task.length.goal", $"unknown goal '{length.Goal}'", string.Join(", ", LengthTask.Goals));
+        // Each goal's own key: a key the goal does not read is a mistake the user should hear about, not a silent no-op.
+        if (length.ModeLength is not null && length.Goal != "mode")
+            reader.Add("task.length.mode_length", $"goal {length.Goal} does not read it", "goal: mode, or remove mode_length");
+        if (length.SkewTruncate is not null && length.Goal != "skew")
+            reader.Add("task.length.skew_truncate", $"goal {length.Goal} does not read it", "goal: skew, or remove skew_truncate");
+        if (length.ModeLength is < 0)
+            reader.Add("task.length.mode_length", $"mode_length = {length.ModeLength} is below 0", "integers >= 0 (a length in tokens)");
+        if (length.Goal == "skew" && length.SkewTruncate is null)
+            reader.Add("task.length.skew_truncate", "missing: goal skew cuts its preference data's completions to at most this many tokens",
+                "an integer >= 1, below max_new_tokens");
+        else if (length.SkewTruncate is < 1)
+            reader.Add("task.length.skew_truncate", $"skew_truncate = {length.SkewTruncate} is below 1", "integers >= 1, below max_new_tokens");
+        if (task.Model is { } m && length.ModeLength > m.MaxNewTokens)
+            reader.Add("task.length.mode_length", $"mode_length = {length.ModeLength} is above max_new_tokens = {m.MaxNewTokens}: no response can reach it",
+                $"integers 0..{m.MaxNewTokens}");
+        if (task.Model is { } n && length.SkewTruncate >= n.MaxNewTokens)
+            reader.Add("task.length.skew_truncate", $"skew_truncate = {length.SkewTruncate} is not below max_new_tokens = {n.MaxNewTokens}: nothing would be cut",
+                $"integers 1..{n.MaxNewTokens - 1}");
         if (task.Model is not { } model)
         {
             reader.Add("task.model", "missing: a length task needs the language model that answers its prompts",

@@ -9,19 +9,19 @@ namespace PrefTune.Training.Tasks.Length;
 /// <summary>
 /// A length task (PAPER.md, Problem 2): prompts from a JSONL file, answered by a causal language model
 /// (<see cref="LanguageModelFamily"/>), and a gold reward that depends only on the response length in tokens, the
-/// stop token not counted. Goal "min": r = -length, shorter is better. The tokenizer and prompt file are read when the
+/// stop token not counted (<see cref="Gold"/>: min, mode and skew in one place). The tokenizer and prompt file are read when the
 /// prompts are first asked for (only the Orchestrator does), the model when a policy is built (the Sampler and the
 /// Learner): the Scorer's gold reward needs neither.
 /// </summary>
 public sealed class LengthTask : IPreferenceTask
 {
     /// <summary>Known values of <see cref="LengthSpec.Goal"/>.</summary>
-    public static IReadOnlyList<string> Goals { get; } = ["min"];
+    public static IReadOnlyList<string> Goals { get; } = ["min", "mode", "skew"];
 
     public static TaskKind Descriptor { get; } = new()
     {
         Name = "length",
-        Summary = "the synthetic length task (PAPER.md, Problem 2): prompts from a file, a causal LM answers, gold reward -length (goal min)",
+        Summary = "the synthetic length task (PAPER.md, Problem 2): prompts from a file, a causal LM answers, gold reward -length (min, skew) or -|length - mode| (mode)",
         Create = spec => new LengthTask(spec),
         PolicyOf = _ => LanguageModelFamily.Descriptor.Name,
     };
@@ -37,6 +37,9 @@ public sealed class LengthTask : IPreferenceTask
         _length = spec.Length ?? new LengthSpec();
         if (!Goals.Contains(_length.Goal))
             throw new ArgumentException($"task.length.goal: unknown goal '{_length.Goal}'; known: {string.Join(", ", Goals)}");
+        // A run scores against a fixed peak; only a dataset builder may leave it open and compute it from its samples.
+        if (_length.Goal == "mode" && _length.ModeLength is null)
+            throw new ArgumentException("task.length.mode_length: missing; goal mode scores against a mode length (preference-data records the one it computed)");
         Spec = spec;
         _family = (LanguageModelFamily)LanguageModelFamily.Descriptor.Create(spec);
         _prompts = new(() => ReadPrompts(_length.Prompts, spec.Model ?? new LanguageModelSpec()));
@@ -47,8 +50,21 @@ public sealed class LengthTask : IPreferenceTask
     /// <summary>The prompt file's prompts, in file order, ids "p0", "p1", ...; the same for every seed.</summary>
     public IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value;
 
-    /// <summary>Goal min: minus the response's length in tokens, the stop token not counted.</summary>
-    public double GoldReward(Rollout rollout) => -rollout.ContentLength();
+    /// <summary>The goal's gold reward of the response's length in tokens, the stop token not counted (<see cref="Gold"/>).</summary>
+    public double GoldReward(Rollout rollout) => Gold(_length.Goal, rollout.ContentLength(), _length.ModeLength);
+
+    /// <summary>
+    /// The gold rules of the three length tasks (PAPER.md, Problem 2), written once: min and skew give -length (skew differs
+    /// only in its preference data, <see cref="PreferenceDataset"/>); mode gives -|length - mode|, the "distance to mode"
+    /// of the paper's figure.
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown goal, or goal mode without a mode.</exception>
+    public static double Gold(string goal, int length, int? mode) => goal switch
+    {
+        "min" or "skew" => -length,
+        "mode" => -Math.Abs(length - (mode ?? throw new ArgumentException("task.length.mode_length: goal mode needs a mode length"))),
+        _ => throw new ArgumentException($"task.length.goal: unknown goal '{goal}'; known: {string.Join(", ", Goals)}"),
+    };
 
     public PolicyModel CreatePolicy(int seed) => _family.CreatePolicy(seed);
     public double FitReference(PolicyModel policy, int seed) => _family.FitReference(policy, seed);

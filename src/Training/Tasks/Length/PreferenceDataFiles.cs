@@ -1,0 +1,189 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Parquet;
+using Parquet.Schema;
+
+namespace PrefTune.Training.Tasks.Length;
+
+/// <summary>
+/// The paper's relabeled preference format on disk (PAPER.md, Problem 2): columns <c>prompt, y_w, y_l, y_w_score,
+/// y_l_score, score_diff, y_ref</c>, as JSONL (one object per line) or Parquet (one row group, strings and doubles).
+/// The reader takes either by extension; a missing column, a bad line or a null names the file, the line (JSONL, from 1)
+/// or row (Parquet, from 0) and the column.
+/// </summary>
+public static class PreferenceDataFiles
+{
+    public static IReadOnlyList<string> Columns { get; } = ["prompt", "y_w", "y_l", "y_w_score", "y_l_score", "score_diff", "y_ref"];
+    private static readonly string[] TextColumns = ["prompt", "y_w", "y_l", "y_ref"];
+    private static readonly string[] ScoreColumns = ["y_w_score", "y_l_score", "score_diff"];
+
+    /// <summary>Quotes and non-ASCII text written as themselves, not \u0022: the file is read by people too. Safe here,
+    /// where the JSON never lands in HTML.</summary>
+    private static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static void WriteJsonl(string path, IEnumerable<PreferenceRow> rows)
+    {
+        // CreateNew: a dataset is never overwritten
+        using var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write), new System.Text.UTF8Encoding(false));
+        foreach (var row in rows)
+        {
+            var line = new JsonObject
+            {
+                ["prompt"] = row.Prompt, ["y_w"] = row.YW, ["y_l"] = row.YL,
+                ["y_w_score"] = row.YWScore, ["y_l_score"] = row.YLScore, ["score_diff"] = row.ScoreDiff, ["y_ref"] = row.YRef,
+            };
+            writer.Write(line.ToJsonString(Readable));
+            writer.Write('\n');
+        }
+    }
+
+    public static async Task WriteParquetAsync(string path, IReadOnlyList<PreferenceRow> rows, CancellationToken ct = default)
+    {
+        var text = TextColumns.ToDictionary(c => c, c => new DataField<string>(c));
+        var score = ScoreColumns.ToDictionary(c => c, c => new DataField<double>(c));
+        var schema = new ParquetSchema(Columns.Select(c => text.TryGetValue(c, out var t) ? (Field)t : score[c]));
+        await using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream, cancellationToken: ct);
+        using var group = writer.CreateRowGroup();
+        foreach (var column in Columns)
+        {
+            if (text.TryGetValue(column, out var field))
+                await group.WriteAsync(field, rows.Select(r => TextOf(r, column)).ToArray());
+            else
+                await group.WriteAsync(score[column], new ReadOnlyMemory<double>(rows.Select(r => ScoreOf(r, column)).ToArray()), cancellationToken: ct);
+        }
+    }
+
+    /// <summary>Reads a .jsonl or .parquet file of the format.</summary>
+    /// <exception cref="ArgumentException">A missing file or column, a bad line, a null or a non-number score: file, line/row and column named.</exception>
+    public static async Task<IReadOnlyList<PreferenceRow>> ReadAsync(string path, CancellationToken ct = default)
+    {
+        if (!File.Exists(path)) throw new ArgumentException($"{path}: no such file");
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".jsonl" => ReadJsonl(path),
+            ".parquet" => await ReadParquetAsync(path, ct),
+            var other => throw new ArgumentException($"{path}: unknown extension '{other}'; a preference dataset is .jsonl or .parquet"),
+        };
+    }
+
+    private static List<PreferenceRow> ReadJsonl(string path)
+    {
+        var rows = new List<PreferenceRow>();
+        var number = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonObject row;
+            try
+            {
+                row = JsonNode.Parse(line) as JsonObject ?? throw new ArgumentException($"{path}, line {number}: expected a JSON object");
+            }
+            catch (JsonException e)
+            {
+                throw new ArgumentException($"{path}, line {number}: not valid JSON ({e.Message})");
+            }
+            string Text(string column) => row[column] switch
+            {
+                null => throw new ArgumentException($"{path}, line {number}, column {column}: missing"),
+                JsonValue v when v.TryGetValue<string>(out var s) => s,
+                _ => throw new ArgumentException($"{path}, line {number}, column {column}: expected a string"),
+            };
+            double Score(string column) => row[column] switch
+            {
+                null => throw new ArgumentException($"{path}, line {number}, column {column}: missing"),
+                JsonValue v when v.TryGetValue<double>(out var d) => d,
+                _ => throw new ArgumentException($"{path}, line {number}, column {column}: expected a number"),
+            };
+            rows.Add(new PreferenceRow(Text("prompt"), Text("y_w"), Text("y_l"), Score("y_w_score"), Score("y_l_score"), Score("score_diff"), Text("y_ref")));
+        }
+        return rows;
+    }
+
+    private static async Task<List<PreferenceRow>> ReadParquetAsync(string path, CancellationToken ct)
+    {
+        await using var stream = File.OpenRead(path);
+        ParquetReader reader;
+        try { reader = await ParquetReader.CreateAsync(stream, cancellationToken: ct); }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException)
+        {
+            throw new ArgumentException($"{path}: not a Parquet file ({e.Message})");
+        }
+        await using var _ = reader;
+        var fields = reader.Schema.GetDataFields().ToDictionary(f => f.Name);
+        foreach (var column in Columns)
+            if (!fields.ContainsKey(column))
+                throw new ArgumentException($"{path}, column {column}: missing (columns: {string.Join(", ", fields.Keys)})");
+        var rows = new List<PreferenceRow>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var count = checked((int)group.RowCount);
+            var offset = rows.Count;   // rows are numbered across row groups
+            var columns = new Dictionary<string, object[]>();
+            foreach (var column in Columns)
+            {
+                var field = fields[column];
+                var values = new object?[count];
+                // Parquet.Net 6 gives a string column's ClrType as ReadOnlyMemory<char>; it still reads as strings
+                if (field.ClrType == typeof(string) || field.ClrType == typeof(ReadOnlyMemory<char>))
+                {
+                    if (!TextColumns.Contains(column)) throw new ArgumentException($"{path}, column {column}: holds text, expected numbers");
+                    var strings = new string?[count];
+                    await group.ReadAsync(field, strings.AsMemory(), cancellationToken: ct);
+                    strings.CopyTo(values, 0);
+                }
+                else if (TextColumns.Contains(column))
+                    throw new ArgumentException($"{path}, column {column}: holds {field.ClrType.Name}, expected strings");
+                else
+                    await ReadNumbersAsync(group, field, values, path, column, ct);
+                for (var i = 0; i < count; i++)
+                    if (values[i] is null) throw new ArgumentException($"{path}, row {offset + i}, column {column}: null");
+                columns[column] = values!;
+            }
+            for (var i = 0; i < count; i++)
+                rows.Add(new PreferenceRow((string)columns["prompt"][i], (string)columns["y_w"][i], (string)columns["y_l"][i],
+                    (double)columns["y_w_score"][i], (double)columns["y_l_score"][i], (double)columns["score_diff"][i], (string)columns["y_ref"][i]));
+        }
+        return rows;
+    }
+
+    /// <summary>A score column as doubles, nulls as null: double or integer columns (pandas writes integer scores as
+    /// int64, and its columns as optional), read as the type they hold.</summary>
+    private static async Task ReadNumbersAsync(ParquetRowGroupReader group, DataField field, object?[] values, string path, string column, CancellationToken ct)
+    {
+        async Task Read<T>(Func<T, double> convert) where T : struct
+        {
+            if (field.IsNullable)
+            {
+                var buffer = new T?[values.Length];
+                await group.ReadAsync(field, buffer.AsMemory(), cancellationToken: ct);
+                for (var i = 0; i < values.Length; i++) values[i] = buffer[i] is { } v ? convert(v) : null;
+            }
+            else
+            {
+                var buffer = new T[values.Length];
+                await group.ReadAsync(field, buffer.AsMemory(), cancellationToken: ct);
+                for (var i = 0; i < values.Length; i++) values[i] = convert(buffer[i]);
+            }
+        }
+        if (field.ClrType == typeof(double)) await Read<double>(v => v);
+        else if (field.ClrType == typeof(float)) await Read<float>(v => v);
+        else if (field.ClrType == typeof(long)) await Read<long>(v => v);
+        else if (field.ClrType == typeof(int)) await Read<int>(v => v);
+        else throw new ArgumentException($"{path}, column {column}: holds {field.ClrType.Name}, expected numbers");
+    }
+
+    private static string TextOf(PreferenceRow row, string column) => column switch
+    {
+        "prompt" => row.Prompt, "y_w" => row.YW, "y_l" => row.YL, "y_ref" => row.YRef,
+        _ => throw new ArgumentOutOfRangeException(nameof(column), column, null),
+    };
+
+    private static double ScoreOf(PreferenceRow row, string column) => column switch
+    {
+        "y_w_score" => row.YWScore, "y_l_score" => row.YLScore, "score_diff" => row.ScoreDiff,
+        _ => throw new ArgumentOutOfRangeException(nameof(column), column, null),
+    };
+}
