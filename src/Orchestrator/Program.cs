@@ -19,6 +19,7 @@ app.Configure(config =>
     config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");
     config.AddBranch<DbCommand.Settings>("db", DbCommand.Configure);
     config.AddCommand<ExportCommand>("export").WithDescription("Write a language-model run's policy checkpoint (default: its last kept one) as a Hugging Face model directory.");
+    config.AddCommand<TrainRmCommand>("train-rm").WithDescription("Train a proxy reward model (Bradley-Terry) on preference pairs from an SFT model and write it as a Hugging Face directory for reward_model.path.");
     config.AddCommand<GenerateCommand>("generate").WithDescription("Sample text from a language model (a Hugging Face directory or a llama2.c checkpoint): the first check on a model.");
     config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });

@@ -49,6 +49,7 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(StudyStarted), "study_started" },
         { typeof(StudyRunFinished), "study_run_finished" },
         { typeof(StudyCompleted), "study_completed" },
+        { typeof(RewardModelTrained), "reward_model_trained" },
     };
 
     [Theory]
