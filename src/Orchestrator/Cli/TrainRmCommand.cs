@@ -140,8 +140,7 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
             lines.Add(MetricsLine(progress).ToJsonString());
             if (progress is RewardEval eval)
                 AnsiConsole.MarkupLineInterpolated($"[grey]step {eval.Step}: eval/accuracy {eval.Accuracy:F3}  eval/margin {eval.Margin:F3}  eval/mean_reward {eval.MeanReward:F3}[/]");
-        });
-        cancellationToken.ThrowIfCancellationRequested();
+        }, cancellationToken);   // stopped: nothing is written or recorded
 
         HfExport.EnsureEmptyOrAbsent(output);   // again: training took a while, and someone may have written there since
         Checkpoints.SaveHf(model, output);

@@ -160,10 +160,11 @@ public static class RewardModelTraining
     /// Trains <paramref name="model"/> (a sequence classifier) in place: <see cref="RewardTrainingSettings.Steps"/> AdamW
     /// steps (<see cref="PolicyOptimizer"/>) on minibatches drawn in epochs, each epoch a fresh seeded permutation of the
     /// training pairs (a last short minibatch is filled from the next epoch, so every step sees Batch pairs).
-    /// Deterministic for a seed at a fixed thread count. <paramref name="onProgress"/> sees every step and evaluation.
+    /// Deterministic for a seed at a fixed thread count. <paramref name="onProgress"/> sees every step and evaluation;
+    /// <paramref name="cancellationToken"/> is checked before each step (a Ctrl-C stops within one step).
     /// </summary>
     public static RewardTrainingResult Train(LanguageModel model, IReadOnlyList<TokenizedPair> pairs, RewardTrainingSettings settings,
-        Action<object>? onProgress = null)
+        Action<object>? onProgress = null, CancellationToken cancellationToken = default)
     {
         settings.Validate();
         if (model.Config.Head != ModelHead.SequenceClassification)
@@ -188,6 +189,7 @@ public static class RewardModelTraining
         model.train();
         for (var step = 1; step <= settings.Steps; step++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var batch = new List<TokenizedPair>(settings.Batch);
             while (batch.Count < settings.Batch)
             {

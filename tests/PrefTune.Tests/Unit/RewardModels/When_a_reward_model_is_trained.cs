@@ -3,6 +3,7 @@ using PrefTune.Messages;
 using PrefTune.Tests.Unit.LanguageModels;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Rewards;
+using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -94,6 +95,21 @@ public sealed class When_a_reward_model_is_trained(ShorterIsPreferred trained, X
         var (a, b) = (Once(out var wa), Once(out var wb));
         Assert.Equal(a.Steps, b.Steps);
         Assert.Equal(wa, wb);
+    }
+
+    [Fact]
+    public void Training_longer_leaves_no_more_tensors_alive()
+    {
+        using var causal = Fixtures.Load(Fixtures.StoriesHf);
+        using var model = RewardModelTraining.FromCausalLm(causal, 0);
+        long LiveAfter(int steps)
+        {
+            DisposeScopeManager.Statistics.Reset();
+            RewardModelTraining.Train(model, trained.Pairs, ShorterIsPreferred.Settings with { Steps = steps, Optimizer = ShorterIsPreferred.Settings.Optimizer with { WarmupSteps = 1 } });
+            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        }
+        LiveAfter(2);   // warm-up: the gradients now exist
+        Assert.Equal(LiveAfter(3), LiveAfter(20));
     }
 
     [Fact]
