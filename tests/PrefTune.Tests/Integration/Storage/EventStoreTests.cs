@@ -50,6 +50,7 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(StudyRunFinished), "study_run_finished" },
         { typeof(StudyCompleted), "study_completed" },
         { typeof(PreferenceDatasetBuilt), "preference_dataset_built" },
+        { typeof(RewardModelTrained), "reward_model_trained" },
     };
 
     [Theory]

@@ -1,0 +1,154 @@
+using System.Text.Json.Nodes;
+using PrefTune.Messages;
+using PrefTune.Tests.Unit.LanguageModels;
+using PrefTune.Training.LanguageModels;
+using PrefTune.Training.Rewards;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace PrefTune.Tests.Unit.RewardModels;
+
+/// <summary>
+/// A Min Length dataset in miniature: 48 prompts, each with a short and a longer response of story words, the shorter
+/// preferred (gold reward -length in words). Written to JSONL, read back, tokenized with stories260K's tokenizer and
+/// trained on once for the whole class.
+/// </summary>
+public sealed class ShorterIsPreferred : IDisposable
+{
+    public static readonly RewardTrainingSettings Settings = new()
+    {
+        Steps = 60, Batch = 8, LearningRate = 3e-3, EvalFraction = 0.25, Seed = 3,
+        Optimizer = new RewardTrainingSettings().Optimizer with { WarmupSteps = 5 },
+    };
+
+    private static readonly string[] Prompts = ["Once upon a time", "One day", "Tom and Lily", "The little dog", "There was a girl", "The sun was"];
+    private static readonly string[] Words = ["the", "cat", "dog", "ran", "happy", "big", "ball", "tree", "sun", "said", "played", "park", "mom", "red", "and", "little"];
+
+    public string Folder { get; } = Directory.CreateTempSubdirectory("preftune-rm-").FullName;
+    public string Dataset => Path.Combine(Folder, "pairs.jsonl");
+    public IReadOnlyList<TokenizedPair> Pairs { get; }
+    public LanguageModel Model { get; }
+    public RewardTrainingResult Result { get; }
+    public IReadOnlyList<TokenizedPair> HeldOut { get; }
+
+    public ShorterIsPreferred()
+    {
+        var random = new Random(11);
+        string Words_(int n) => string.Concat(Enumerable.Range(0, n).Select(_ => " " + Words[random.Next(Words.Length)]));
+        var lines = new List<string>();
+        for (var i = 0; i < 48; i++)
+        {
+            var prompt = Prompts[i % Prompts.Length];
+            var (shortLength, longLength) = (random.Next(1, 5), 0);
+            longLength = shortLength + random.Next(3, 9);
+            var (chosen, rejected) = (Words_(shortLength) + ".", Words_(longLength) + ".");
+            lines.Add(When_a_preference_dataset_is_read.Row(prompt, chosen, rejected, -shortLength, -longLength).ToJsonString());
+        }
+        File.WriteAllLines(Dataset, lines);
+
+        var pairs = PreferencePairsFile.Read(Dataset);
+        using var causal = Fixtures.Load(Fixtures.StoriesHf);
+        using var tokenizer = TextTokenizers.Load(Fixtures.StoriesHf);
+        Pairs = RewardModelTraining.Tokenize(pairs, tokenizer, causal.Config, marginScale: 0, Dataset);
+        Model = RewardModelTraining.FromCausalLm(causal, Settings.Seed);
+        Result = RewardModelTraining.Train(Model, Pairs, Settings);
+        HeldOut = RewardModelTraining.Split(Pairs.Count, Settings.EvalFraction, Settings.Seed).Eval.Select(i => Pairs[i]).ToList();
+    }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        Directory.Delete(Folder, recursive: true);
+    }
+}
+
+public sealed class When_a_reward_model_is_trained(ShorterIsPreferred trained, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<ShorterIsPreferred>
+{
+    [Fact]
+    public void It_learns_that_shorter_is_preferred_on_held_out_pairs()
+    {
+        var (before, after) = (trained.Result.Evals[0], trained.Result.Final!);
+        output.WriteLine($"untrained {before}; trained {after}; loss {trained.Result.Steps[0].Loss:F4} -> {trained.Result.Steps[^1].Loss:F4}");
+        Assert.Equal((36, 12), (trained.Result.TrainPairs, trained.Result.EvalPairs));
+        Assert.Equal((0, 60, 12), (before.Step, after.Step, after.Pairs));
+        // 12 held-out pairs: 11 or more right is far from chance (P <= 0.3 % for a coin), and the margin grew by a wide step
+        Assert.True(after.Accuracy >= 11 / 12.0, $"held-out accuracy {after.Accuracy:F3} (untrained {before.Accuracy:F3})");
+        Assert.True(after.Margin > before.Margin + 1, $"held-out margin {after.Margin:F3} (untrained {before.Margin:F3})");
+        Assert.True(trained.Result.Steps[^1].Loss < trained.Result.Steps[0].Loss);
+        Assert.Equal(60, trained.Result.Steps.Count);
+    }
+
+    [Fact]
+    public void The_same_seed_trains_the_same_weights()
+    {
+        using var causal = Fixtures.Load(Fixtures.StoriesHf);
+        var settings = ShorterIsPreferred.Settings with { Steps = 4, Optimizer = ShorterIsPreferred.Settings.Optimizer with { WarmupSteps = 1 } };
+        RewardTrainingResult Once(out byte[] weights)
+        {
+            using var model = RewardModelTraining.FromCausalLm(causal, settings.Seed);
+            var result = RewardModelTraining.Train(model, trained.Pairs, settings);
+            using var scope = NewDisposeScope();
+            weights = model.state_dict()["score.weight"].data<float>().ToArray().SelectMany(BitConverter.GetBytes).ToArray();
+            return result;
+        }
+        var (a, b) = (Once(out var wa), Once(out var wb));
+        Assert.Equal(a.Steps, b.Steps);
+        Assert.Equal(wa, wb);
+    }
+
+    [Fact]
+    public void Training_longer_leaves_no_more_tensors_alive()
+    {
+        using var causal = Fixtures.Load(Fixtures.StoriesHf);
+        using var model = RewardModelTraining.FromCausalLm(causal, 0);
+        long LiveAfter(int steps)
+        {
+            DisposeScopeManager.Statistics.Reset();
+            RewardModelTraining.Train(model, trained.Pairs, ShorterIsPreferred.Settings with { Steps = steps, Optimizer = ShorterIsPreferred.Settings.Optimizer with { WarmupSteps = 1 } });
+            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        }
+        LiveAfter(2);   // warm-up: the gradients now exist
+        Assert.Equal(LiveAfter(3), LiveAfter(20));
+    }
+
+    [Fact]
+    public void The_saved_directory_loads_as_a_reward_model_that_scores_alike()
+    {
+        var output = Path.Combine(trained.Folder, "rm");
+        Checkpoints.SaveHf(trained.Model, output);
+        File.Copy(Path.Combine(Fixtures.StoriesHf, "tokenizer.json"), Path.Combine(output, "tokenizer.json"));
+        var sequences = trained.HeldOut.SelectMany(p => new[] { p.Chosen, p.Rejected }).ToList();
+        using var loaded = Checkpoints.Load(output);
+        Assert.Equal((ModelHead.SequenceClassification, "LlamaForSequenceClassification", 1), (loaded.Config.Head, loaded.Config.Architecture, loaded.Config.NumLabels));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var inMemory = RewardModelTraining.Score(trained.Model, sequences);   // (N)
+        var reloaded = RewardModelTraining.Score(loaded, sequences);          // (N)
+        Assert.True((inMemory - reloaded).abs().max().item<float>() < 1e-5f);
+        // and the Scorer's own loader reads it by path, tokenizer.json beside it (its batches of 16 pad differently: ~1e-6)
+        using var scorer = RewardModelScorer.Load(new RewardModelSpec { Path = output });
+        var served = scorer.ScoreIds(sequences);
+        var expected = inMemory.data<float>().ToArray();
+        for (var i = 0; i < expected.Length; i++) Assert.InRange(Math.Abs(expected[i] - served[i]), 0, 1e-5);
+    }
+
+    [Fact]
+    public void A_text_longer_than_the_context_names_its_line_and_column()
+    {
+        using var tokenizer = TextTokenizers.Load(Fixtures.StoriesHf);
+        var config = trained.Model.Config with { MaxPositions = 4 };
+        var e = Assert.Throws<PreferenceDataException>(() => RewardModelTraining.Tokenize(PreferencePairsFile.Read(trained.Dataset), tokenizer, config, 0, trained.Dataset));
+        Assert.Equal((1, "y_w"), (e.Line, e.Column));
+    }
+
+    [Fact]
+    public void The_split_is_seeded_and_disjoint()
+    {
+        var (train, eval) = RewardModelTraining.Split(40, 0.25, seed: 5);
+        Assert.Equal((30, 10), (train.Length, eval.Length));
+        Assert.Equal(Enumerable.Range(0, 40), train.Concat(eval).Order());
+        Assert.Equal(eval, RewardModelTraining.Split(40, 0.25, seed: 5).Eval);
+        Assert.NotEqual(eval, RewardModelTraining.Split(40, 0.25, seed: 6).Eval);
+    }
+}

@@ -1,0 +1,60 @@
+using PrefTune.Tests.Integration.Cli;
+using PrefTune.Tests.Unit.LanguageModels;
+using Xunit;
+
+namespace PrefTune.Tests.Unit.RewardModels;
+
+/// <summary>`preftune train-rm` refusing input as a user meets it (a separate process): each check runs before the
+/// database is reached, so no server is needed, and nothing is written.</summary>
+public sealed class When_the_command_line_is_given_bad_reward_model_input : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("preftune-train-rm-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static Task<(int ExitCode, string Output, string Error)> Run(params string[] args) =>
+        PrefTuneProcess.RunAsync(database: "Host=127.0.0.1;Port=1;Username=nobody", schema: "unused", ["train-rm", .. args]);
+
+    private string Dataset(params string[] lines)
+    {
+        var file = Path.Combine(_folder, "pairs.jsonl");
+        File.WriteAllLines(file, lines);
+        return file;
+    }
+
+    [Fact]
+    public async Task A_missing_column_exits_2_naming_file_line_and_column()
+    {
+        var bad = When_a_preference_dataset_is_read.Row("Once", " upon", " upon a time");
+        bad.Remove("score_diff");
+        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString(), bad.ToJsonString());
+        var output = Path.Combine(_folder, "rm");
+        var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", output);
+        Assert.True(code == 2, error);
+        Assert.Contains($"{file}:2: column 'score_diff': missing", error);
+        Assert.DoesNotContain("   at ", error);   // a message, not a stack trace
+        Assert.False(Directory.Exists(output));
+    }
+
+    [Fact]
+    public async Task A_non_empty_output_is_never_touched()
+    {
+        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString());
+        var output = Directory.CreateDirectory(Path.Combine(_folder, "taken")).FullName;
+        File.WriteAllText(Path.Combine(output, "notes.txt"), "mine");
+        var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", output);
+        Assert.True(code == 2, error);
+        Assert.Contains("not empty", error);
+        Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(output).Select(Path.GetFileName));
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(output, "notes.txt")));
+    }
+
+    [Fact]
+    public async Task A_bad_number_names_its_option()
+    {
+        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString());
+        var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", Path.Combine(_folder, "rm"), "--eval-fraction", "1.5");
+        Assert.True(code == 2, error);
+        Assert.Contains("--eval-fraction", error);
+    }
+}
