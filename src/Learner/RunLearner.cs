@@ -151,8 +151,9 @@ public sealed class RunLearner : IDisposable
     {
         using var scope = NewDisposeScope();
         var rollouts = samples.Select(s => s.Rollout).ToList();
-        var refLogProbs = tensor(rollouts.Select(r => reference[r.SampleId]).ToArray()).reshape(groups, c);   // [G, C]
-        var fixedPart = WithSamples(samples, groups, c, zeros(groups, c), refLogProbs);   // LogProbs replaced by the policy's below
+        var device = _policy.Device;                                                           // the batch's tensors go where the weights are
+        var refLogProbs = tensor(rollouts.Select(r => reference[r.SampleId]).ToArray(), device: device).reshape(groups, c);   // [G, C]
+        var fixedPart = WithSamples(samples, groups, c, zeros(groups, c, device: device), refLogProbs);   // LogProbs replaced by the policy's below
         _optimizer!.ZeroGrad();
         var result = GradientAccumulation.Backward(rollouts.Count, microBatch ?? rollouts.Count,
             (start, count) => _task.SequenceLogProbs(_policy, rollouts.GetRange(start, count)),   // [count], carries grad
@@ -162,7 +163,7 @@ public sealed class RunLearner : IDisposable
             throw new InvalidOperationException($"non-finite loss ({loss}) at step {Version + 1} in batch {batchId}; no checkpoint was published from it");
         var logProbs = result.LogProbs.reshape(groups, c);                                     // [G, C], before the step
         // before the step: log pi_theta - log pi_old per sample, in the order of samples
-        var logRatios = (logProbs - fixedPart.SamplingLogProbs).flatten().to_type(ScalarType.Float64).data<double>().ToArray();
+        var logRatios = (logProbs - fixedPart.SamplingLogProbs).flatten().to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         var step = _optimizer.Step();
         var metrics = StepMetrics(loss, step, (logProbs - refLogProbs).mean().item<float>());
         foreach (var (name, value) in result.Metrics)
@@ -217,7 +218,7 @@ public sealed class RunLearner : IDisposable
         foreach (var part in samples.Chunk(chunk))
         {
             using var scope = NewDisposeScope();
-            var values = _task.SequenceLogProbs(_reference, part.Select(s => s.Rollout).ToList()).data<float>().ToArray();
+            var values = _task.SequenceLogProbs(_reference, part.Select(s => s.Rollout).ToList()).cpu().data<float>().ToArray();
             for (var i = 0; i < part.Length; i++) result[part[i].Rollout.SampleId] = values[i];
         }
         return result;
@@ -228,9 +229,9 @@ public sealed class RunLearner : IDisposable
     {
         LogProbs = logProbs,
         RefLogProbs = refLogProbs,
-        SamplingLogProbs = tensor(samples.Select(s => s.Rollout.TokenLogProbs.Sum()).ToArray()).reshape(groups, c),
-        Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray()).reshape(groups, c),
-        Lengths = tensor(samples.Select(s => (float)s.Rollout.ResponseTokens.Length).ToArray()).reshape(groups, c),
+        SamplingLogProbs = tensor(samples.Select(s => s.Rollout.TokenLogProbs.Sum()).ToArray(), device: logProbs.device).reshape(groups, c),
+        Rewards = tensor(samples.Select(s => (float)s.Reward).ToArray(), device: logProbs.device).reshape(groups, c),
+        Lengths = tensor(samples.Select(s => (float)s.Rollout.ResponseTokens.Length).ToArray(), device: logProbs.device).reshape(groups, c),
     };
 
     /// <summary>

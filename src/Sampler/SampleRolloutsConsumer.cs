@@ -36,7 +36,7 @@ public sealed class SampleRolloutsConsumer(PolicyCache policies) : IConsumer<Sam
         {
             using var scope = torch.NewDisposeScope();
             using var _ = torch.no_grad();
-            return task.SequenceLogProbs(reference, rollouts).to_type(torch.ScalarType.Float64).data<double>().ToArray();
+            return task.SequenceLogProbs(reference, rollouts).to_type(torch.ScalarType.Float64).cpu().data<double>().ToArray();
         }, ct, PolicyCache.ReferenceSlot);
         return rollouts.Select((r, i) => r with { ReferenceLogProb = logProbs[i] }).ToList();
     }

@@ -11,6 +11,16 @@ public abstract class PolicyModel : nn.Module
 {
     protected PolicyModel(string name) : base(name) { }
 
+    /// <summary>The device the weights live on (every input and batch tensor goes there); CPU for a module without parameters.</summary>
+    public Device Device
+    {
+        get
+        {
+            using var scope = NewDisposeScope();   // reading a parameter makes a handle that would outlive a caller without a scope
+            return parameters().FirstOrDefault()?.device ?? CPU;
+        }
+    }
+
     /// <summary>Serializes the weights (TorchSharp's state-dict format). Equal weights give equal bytes.</summary>
     public byte[] SaveWeights()
     {
