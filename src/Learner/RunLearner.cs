@@ -287,7 +287,7 @@ public sealed class RunLearner : IDisposable
     private TokenScores ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) =>
         _task.ScoreTokens(policy, rollouts)
         ?? throw new InvalidOperationException($"method {_method!.Name} is token-level, but task {_task.Spec.Kind}'s policy "
-            + "scores whole responses and has no value head (the bandit: use policy gpt)");
+            + "scores whole responses and has no value head (the bandit: use policy gpt; the language model has one)");
 
     /// <summary>Rows zero-padded to <paramref name="length"/>: [N, length].</summary>
     private static float[,] Padded(IReadOnlyList<float[]> rows, int length)

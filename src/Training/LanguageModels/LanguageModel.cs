@@ -60,14 +60,25 @@ public sealed class LanguageModel : nn.Module
     public Tensor forward(Tensor ids, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
+        return ForwardWithHidden(ids, attentionMask, positionIds, cache).Output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="forward"/> that also returns the backbone's last hidden states (after the final norm, what the head
+    /// reads): (B, T, V) head outputs and (B, T, C) hidden states from one pass, so a value head on the same states
+    /// (<see cref="Policies.LanguageModelPolicy"/>) costs no second forward. Same arguments as <see cref="forward"/>.
+    /// </summary>
+    public (Tensor Output, Tensor Hidden) ForwardWithHidden(Tensor ids, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    {
+        using var scope = NewDisposeScope();
         var t = ids.shape[1];
         var start = cache?.Length ?? 0;
         positionIds ??= attentionMask is not null
             ? PositionsFromMask(attentionMask).narrow(1, attentionMask.shape[1] - t, t)   // the mask covers the cached slots too
             : arange(start, start + t, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(ids.shape[0], -1);
         var hidden = backbone.forward(ids, positionIds, attentionMask, cache);   // (B, T, C)
-        var output = head is null ? F.linear(hidden, backbone.TokenEmbedding) : head.forward(hidden);
-        return output.MoveToOuterDisposeScope();
+        var output = head is null ? F.linear(hidden, backbone.TokenEmbedding) : head.forward(hidden);   // (B, T, V)
+        return (output.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -110,6 +110,22 @@ public static class SequenceLogProbs
             throw new ArgumentException($"packed batch: ids (N, P + R) = [{string.Join(", ", batch.Ids.shape)}] with P = {p} (at least 1), R = {r} and masks of the same rows", nameof(batch));
         using var scope = NewDisposeScope();
         var logits = model.forward(batch.Ids, batch.AttentionMask);                          // (N, P + R, V)
+        var scores = FromLogits(logits, batch, tokens, entropy);
+        return new SequenceScores(scores.Sum.MoveToOuterDisposeScope(), scores.Tokens?.MoveToOuterDisposeScope(),
+            scores.Entropy?.MoveToOuterDisposeScope(), scores.Mask.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="Score"/> from logits the caller already has: (N, P + R, V) over the packed batch (a forward pass that
+    /// also gave the hidden states, <see cref="LanguageModel.ForwardWithHidden"/>). The same arithmetic as Score, so the
+    /// token log-probs of both are equal.
+    /// </summary>
+    public static SequenceScores FromLogits(Tensor logits, PackedSequences batch, bool tokens = false, bool entropy = false)
+    {
+        var (p, r) = (batch.PromptColumns, batch.ResponseColumns);
+        if (p < 1 || logits.shape[1] != p + r || logits.shape[0] != batch.Count)
+            throw new ArgumentException($"logits [{string.Join(", ", logits.shape)}] do not cover the packed batch (N = {batch.Count}, P = {p}, R = {r})", nameof(logits));
+        using var scope = NewDisposeScope();
         // Only the R columns that predict response tokens go through log_softmax: (N, R, V) instead of (N, P + R, V).
         var logProbs = F.log_softmax(logits.narrow(1, p - 1, r).to_type(ScalarType.Float32), -1);   // (N, R, V)
         var targets = batch.Ids.narrow(1, p, r).unsqueeze(-1);                               // (N, R, 1)

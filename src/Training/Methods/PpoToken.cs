@@ -5,7 +5,7 @@ namespace PrefTune.Training.Methods;
 /// <summary>
 /// PPO at the token level with a value head and GAE (Schulman et al. 2017; the RLHF form of Ziegler et al. 2019 as
 /// in TRL; PAPER.md, Losses), for policies that score a response token by token and carry a value head (the
-/// bandit's "gpt"); <see cref="Ppo"/> is the sequence-level form for one-action responses. Each response token t is
+/// bandit's "gpt", the language model's <c>LanguageModelPolicy</c>); <see cref="Ppo"/> is the sequence-level form for one-action responses. Each response token t is
 /// one action, taken in the state (x, y_&lt;t). With pi_old the policy that sampled y and V_old the value estimates
 /// (below), for a response of T tokens:
 /// <code>
@@ -45,7 +45,7 @@ public sealed class PpoToken(double cliprange, double cliprangeValue, double vfC
     {
         Name = "ppo-token",
         Summary = "token-level PPO (the paper's): per-token clipped ratio to pi_old, value head with clipped value loss, "
-            + "GAE over the reward at the last token minus a per-token adaptive KL penalty to pi_ref; needs a token-level policy (bandit gpt)",
+            + "GAE over the reward at the last token minus a per-token adaptive KL penalty to pi_ref; needs a token-level policy (bandit gpt, or the language model)",
         Axes = new MethodAxes(OnPolicySampling: true, OfflineData: false, SampleReuse: true, NegativeGradient: true),
         TokenLevel = true,
         Defaults = DefaultParameters,

@@ -6,18 +6,92 @@ using static TorchSharp.torch;
 
 namespace PrefTune.Training.Policies;
 
-/// <summary>A causal language model as a policy: its weights serialize like every policy's (TorchSharp's state-dict
-/// format, deterministic bytes, keys <c>lm.</c> + Hugging Face's names); <c>preftune export</c> writes them as a Hugging
-/// Face directory.</summary>
+/// <summary>
+/// A causal language model as a policy, with a value head for token-level methods (PPO): V(x, y_&lt;t) = w . h + b on
+/// the backbone's last hidden state h (after the final norm, what the LM head reads), registered as its own submodule
+/// <c>value_head</c> beside <c>lm</c>. Its weights serialize like every policy's (TorchSharp's state-dict format,
+/// deterministic bytes, keys <c>lm.</c> + Hugging Face's names, and <c>value_head.weight</c>/<c>.bias</c>);
+/// <c>preftune export</c> writes only <c>lm</c> as a Hugging Face directory (a value head is no part of a causal LM).
+/// </summary>
+/// <remarks>
+/// The value head starts at zero, not seeded: the pretrained model is loaded, not drawn, so there is no seed to keep
+/// apart; V = 0 everywhere until PPO's value loss trains it (no random value scale to unlearn, as the GPT bandit's), and
+/// the LM's weights are untouched, so version 0 samples exactly as the reference does. While the head is exactly zero
+/// (every method but a token-level one never gives it a gradient) it is left out of <see cref="SaveWeights"/>'s bytes
+/// and <see cref="LoadWeights"/> reads its absence as zero: the checkpoints of every other method, and of runs recorded
+/// before the head existed, keep the bytes and hashes they had, so their replays still match.
+/// </remarks>
 public sealed class LanguageModelPolicy : PolicyModel
 {
+    private static readonly string[] ValueHeadKeys = ["value_head.weight", "value_head.bias"];
+    private readonly TorchSharp.Modules.Linear value_head;   // C -> 1: V(x, y_<t) from the hidden state that predicts y_t
+
     public LanguageModelPolicy(LanguageModel model) : base("lm_policy")
     {
         Model = model;
         register_module("lm", model);
+        // Linear's init draws from the global generator: put its state back, so building a policy changes no later draw.
+        using (var rng = get_rng_state())
+        {
+            value_head = nn.Linear(model.Config.HiddenSize, 1, device: model.Device);
+            set_rng_state(rng);
+        }
+        using (no_grad())
+        {
+            nn.init.zeros_(value_head.weight!);
+            nn.init.zeros_(value_head.bias!);
+        }
+        register_module("value_head", value_head);
     }
 
     public LanguageModel Model { get; }
+
+    /// <summary>The value head: hidden (..., C) -> V (...,), float32.</summary>
+    public Tensor Value(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        return value_head.forward(hidden.to_type(ScalarType.Float32)).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Whether the value head is exactly zero (as built, and as every non-token-level method leaves it).</summary>
+    public bool ValueHeadIsZero
+    {
+        get
+        {
+            using var scope = NewDisposeScope();
+            return value_head.weight!.count_nonzero().item<long>() == 0 && value_head.bias!.count_nonzero().item<long>() == 0;
+        }
+    }
+
+    /// <summary>The state dict's bytes; the value head only once it is non-zero (see the remarks).</summary>
+    public override byte[] SaveWeights()
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+            save(writer, skip: ValueHeadIsZero ? ValueHeadKeys : null);
+        return stream.ToArray();
+    }
+
+    /// <summary>Loads <see cref="SaveWeights"/> bytes: every <c>lm.</c> tensor must be there; an absent value head is zero.</summary>
+    /// <exception cref="ArgumentException">The bytes miss a tensor of the model or name one it does not have.</exception>
+    public override void LoadWeights(byte[] weights)
+    {
+        using (no_grad())
+        {
+            nn.init.zeros_(value_head.weight!);   // what an absent head means; overwritten when the bytes hold it
+            nn.init.zeros_(value_head.bias!);
+        }
+        var loaded = new Dictionary<string, bool>();
+        using (var stream = new MemoryStream(weights, writable: false))
+        using (var reader = new BinaryReader(stream))
+            load(reader, strict: false, loadedParameters: loaded);
+        var expected = state_dict().Keys.ToList();
+        var missing = expected.Where(k => !ValueHeadKeys.Contains(k) && !loaded.GetValueOrDefault(k)).ToList();
+        var unknown = loaded.Keys.Where(k => !expected.Contains(k)).ToList();
+        if (missing.Count > 0 || unknown.Count > 0)
+            throw new ArgumentException($"the weights do not fit this language model: {missing.Count} tensors missing ({string.Join(", ", missing.Take(3))}), "
+                + $"{unknown.Count} unknown ({string.Join(", ", unknown.Take(3))})", nameof(weights));
+    }
 }
 
 /// <summary>
@@ -36,6 +110,7 @@ public sealed class LanguageModelFamily(LanguageModelSpec spec) : IPolicyFamily
         Task = "length",
         Create = task => new LanguageModelFamily(task.Model ?? new LanguageModelSpec()),
         Footprint = task => Footprint(task.Model ?? new LanguageModelSpec()),
+        ScoresTokens = true,   // the value head on LanguageModelPolicy
     };
 
     public LanguageModelSpec Spec => spec;
@@ -78,6 +153,26 @@ public sealed class LanguageModelFamily(LanguageModelSpec spec) : IPolicyFamily
     {
         var model = ModelOf(policy);
         return LanguageModels.SequenceLogProbs.Sum(model, rollouts.Select(r => new TokenSequence(r.PromptTokens, r.ResponseTokens)).ToList(), PadId(model));
+    }
+
+    /// <summary>
+    /// The per-token view PPO needs, from one forward pass over the packed batch (<see cref="LanguageModels.SequenceLogProbs.Pack"/>):
+    /// log pi(y_t | x, y_&lt;t) of every response token, the same numbers SequenceLogProbs' token scores are, and the value
+    /// head's V(x, y_&lt;t) read from the hidden state at column P + t - 1, the one whose logits score y_t (the state in which
+    /// y_t is chosen; TRL's values[:, context_length - 1 : -1]). [N, R] each, R the longest response, zero past each
+    /// response's end; with grad when the policy has it.
+    /// </summary>
+    public TokenScores ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts)
+    {
+        var lm = policy as LanguageModelPolicy
+            ?? throw new ArgumentException($"a language-model policy expected, got {policy.GetType().Name}", nameof(policy));
+        using var scope = NewDisposeScope();
+        var batch = LanguageModels.SequenceLogProbs.Pack(lm.Model, rollouts.Select(r => new TokenSequence(r.PromptTokens, r.ResponseTokens)).ToList(), PadId(lm.Model));
+        var (p, r) = (batch.PromptColumns, batch.ResponseColumns);
+        var (logits, hidden) = lm.Model.ForwardWithHidden(batch.Ids, batch.AttentionMask);            // (N, P + R, V), (N, P + R, C)
+        var logProbs = LanguageModels.SequenceLogProbs.FromLogits(logits, batch, tokens: true).Tokens!;   // (N, R), 0 past the end
+        var values = lm.Value(hidden.narrow(1, p - 1, r)) * batch.ResponseMask;                       // (N, R), 0 past the end
+        return new TokenScores(logProbs.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope());
     }
 
     /// <summary>The ids that end a response: the spec's, "none" for none, or the model's own when the spec leaves it empty.</summary>

@@ -22,7 +22,7 @@ public abstract class PolicyModel : nn.Module
     }
 
     /// <summary>Serializes the weights (TorchSharp's state-dict format). Equal weights give equal bytes.</summary>
-    public byte[] SaveWeights()
+    public virtual byte[] SaveWeights()
     {
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
@@ -39,7 +39,7 @@ public abstract class PolicyModel : nn.Module
     }
 
     /// <summary>Loads weights written by <see cref="SaveWeights"/> into this (same-shaped) module.</summary>
-    public void LoadWeights(byte[] weights)
+    public virtual void LoadWeights(byte[] weights)
     {
         using var stream = new MemoryStream(weights, writable: false);
         using var reader = new BinaryReader(stream);

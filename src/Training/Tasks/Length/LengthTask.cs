@@ -71,6 +71,8 @@ public sealed class LengthTask : IPreferenceTask
     public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt, double temperature,
         long seed, int policyVersion, Guid batchId) => _family.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
     public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.SequenceLogProbs(policy, rollouts);
+    /// <summary>Token log-probs and the value head's values, for token-level methods (PPO): the family's.</summary>
+    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.ScoreTokens(policy, rollouts);
 
     /// <summary>The tokenizer a model spec names: its own file, or the model directory's tokenizer.json.</summary>
     /// <exception cref="ArgumentException">Neither exists (names task.model.tokenizer).</exception>

@@ -301,6 +301,17 @@ public class Loading_a_file_with_a_bandit_policy
     }
 
     [Fact]
+    public void Refuses_a_token_level_method_for_the_categorical_policy_that_has_no_value_head()
+    {
+        var text = Minimal.Replace("  kind: bandit", "  kind: bandit\n  bandit:\n    policy: categorical").Replace("  - name: dpo", "  - name: ppo-token");
+
+        var problem = ProblemAt(text, "methods[0].name", "no value head");
+
+        Assert.DoesNotContain("ppo-token", problem.Allowed);
+        Assert.Contains("dpo", problem.Allowed);
+    }
+
+    [Fact]
     public void Names_an_unknown_policy_and_the_known_ones()
     {
         var text = Minimal.Replace("  kind: bandit", "  kind: bandit\n  bandit:\n    policy: lstm");

@@ -167,12 +167,10 @@ public sealed class When_an_experiment_names_a_language_model : IDisposable
     }
 
     [Fact]
-    public void A_token_level_method_is_refused_for_a_policy_without_a_value_head()
+    public void A_token_level_method_is_accepted_now_that_the_policy_has_a_value_head()
     {
-        var problem = ExperimentText.ProblemAt(Text(Fixtures.StoriesHf, GoodPrompts).Replace("  - name: dpo", "  - name: ppo-token"),
-            "methods[0].name", "no value head");
+        var run = ExperimentText.Parse(Text(Fixtures.StoriesHf, GoodPrompts).Replace("  - name: dpo", "  - name: ppo-token")).Runs[0];
 
-        Assert.DoesNotContain("ppo-token", problem.Allowed);
-        Assert.Contains("dpo", problem.Allowed);
+        Assert.Equal("ppo-token", run.Method.Name);
     }
 }
