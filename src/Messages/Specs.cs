@@ -72,6 +72,12 @@ public sealed record LengthSpec
     /// <summary>Goal "skew" only: a preference dataset's completions are cut to at most this many tokens (the gold reward
     /// is min's either way).</summary>
     public int? SkewTruncate { get; init; }
+    /// <summary>A preference-pairs file (`preftune preference-data`'s pairs.jsonl or .parquet: prompt, y_w, y_l, y_w_score,
+    /// y_l_score, score_diff, y_ref) that offline methods train on as D_pref instead of sampling it from the reference; a
+    /// relative path is read from the experiment file's folder. Each row is one prompt group of 2 responses (y_w, y_l)
+    /// rewarded with y_w_score and y_l_score, so offline methods need C = 2, and dataset_prompts and dataset_responses are
+    /// set from the file (its rows, 2). Empty: offline D_pref is sampled. Online methods do not read it.</summary>
+    public string Dataset { get; init; } = "";
 }
 
 /// <summary>A causal language model as a policy: where its files are and how it samples.</summary>

@@ -75,6 +75,7 @@ public static partial class ExperimentFile
             reader.Add("torch_threads", $"torch_threads = {document.TorchThreads} is below 1", "integers >= 1");
         var task = CheckTask(document.Task, reader);
         task = LanguageModelChecks.CheckTask(task, folder, reader);
+        var datasetPairs = LanguageModelChecks.CheckDataset(task, reader);
         var optimizer = document.Optimizer;
         foreach (var problem in optimizer?.Problems() ?? [])
             reader.Add("optimizer." + problem.Split(" = ")[0], problem);
@@ -87,7 +88,7 @@ public static partial class ExperimentFile
         var runs = new List<RunSpec>();
         foreach (var (entry, i) in MethodEntries(document, reader).Select((e, i) => (e, i)))
         {
-            var (label, method, loop) = ReadMethod(entry, i, document, task, labels, reader);
+            var (label, method, loop) = ReadMethod(entry, i, document, task, datasetPairs, labels, reader);
             if (method is null || loop is null)
                 continue;
             runs.AddRange(document.Seeds.Select(seed => new RunSpec
@@ -114,7 +115,7 @@ public static partial class ExperimentFile
 
     /// <summary>Reads one <c>methods[i]</c> entry: its registry name, parameters, loop overrides and label.</summary>
     private static (string Label, MethodSpec? Method, LoopSpec? Loop) ReadMethod(YamlNode node, int index,
-        Document document, TaskSpec task, Dictionary<string, int> labels, DocumentReader reader)
+        Document document, TaskSpec task, int? datasetPairs, Dictionary<string, int> labels, DocumentReader reader)
     {
         var path = $"methods[{index}]";
         var entry = reader.Block(node, path, new MethodEntry(), ExperimentSchema.Method);
@@ -145,7 +146,16 @@ public static partial class ExperimentFile
             ? $"{path}.loop.{overridden[key]}"
             : $"loop.{topKeys.GetValueOrDefault(keys[0], keys[0])}";
         ExperimentRules.Check(loop, ExperimentRules.Loop, PathOf, reader);
-        if (entry.Data == DataSource.Offline)
+        if (entry.Data == DataSource.Offline && task.Length is { Dataset: not "" })
+        {
+            // D_pref is the pairs file: each row a prompt group of 2 (y_w, y_l). C = 2 is refused otherwise rather than
+            // derived, since B and M are multiples of C and would silently change meaning; D_pref's size is the file's.
+            if (loop.C != 2)
+                reader.Add(PathOf(["C"]), $"offline data from task.length.dataset needs C = 2 (each pair is one prompt with 2 responses, y_w and y_l); got C = {loop.C}",
+                    "C: 2, with B and M multiples of 2");
+            loop = loop with { DatasetResponses = 2, DatasetPrompts = datasetPairs ?? loop.DatasetPrompts };
+        }
+        else if (entry.Data == DataSource.Offline)
             ExperimentRules.Check(loop, ExperimentRules.Offline, _ => $"{path}.data", reader);
         ExperimentRules.CheckMemory(task, loop, entry.Data, key => PathOf([key]), key => $"task.{(task.Kind == "bandit" ? "bandit" : "model")}.{key}", reader);
         if (descriptor is not null)

@@ -51,7 +51,7 @@ internal static class LanguageModelChecks
             return task;
         }
         model = model with { Path = Resolve(model.Path, folder), Tokenizer = Resolve(model.Tokenizer, folder) };
-        length = length with { Prompts = Resolve(length.Prompts, folder) };
+        length = length with { Prompts = Resolve(length.Prompts, folder), Dataset = Resolve(length.Dataset, folder) };
         task = task with { Model = model, Length = length };
 
         if (model.MaxNewTokens < 1) reader.Add("task.model.max_new_tokens", $"max_new_tokens = {model.MaxNewTokens} is below 1", "integers >= 1");
@@ -92,6 +92,36 @@ internal static class LanguageModelChecks
                 e.Message.Replace("task.model.tokenizer: ", "").Replace("task.length.prompts: ", ""));
         }
         return task;
+    }
+
+    /// <summary>
+    /// task.length.dataset, when set: the pairs file must read and every row convert to a response of the policy (the
+    /// reader's file, row and column reported at the field). Returns its number of pairs, or null when there is no file or
+    /// it cannot be read (or the model cannot: task.model's checks report that).
+    /// </summary>
+    public static int? CheckDataset(TaskSpec task, DocumentReader reader)
+    {
+        if (task.Length is not { Dataset: not "" } length || task.Model is not { Path: not "" } model || LoadProblem(model.Path) is not null)
+            return null;
+        try
+        {
+            // the same conversion the run makes, so a row the run would refuse is refused now
+            return PreferenceRollouts.ReadAsync(length.Dataset, model, Guid.Empty).GetAwaiter().GetResult().Count / 2;
+        }
+        catch (ModelLoadException)
+        {
+            return null;   // the tokenizer's problem, reported at task.model.tokenizer
+        }
+        catch (ArgumentException e) when (e.Message.StartsWith("task.model.", StringComparison.Ordinal))
+        {
+            return null;   // reported at the task.model key it names
+        }
+        catch (ArgumentException e)
+        {
+            reader.Add("task.length.dataset", e.Message,
+                "a .jsonl or .parquet file of pairs (prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref), as preftune preference-data writes");
+            return null;
+        }
     }
 
     /// <summary>

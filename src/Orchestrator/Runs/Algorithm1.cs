@@ -158,16 +158,42 @@ public sealed class Algorithm1
     /// <summary>Independent, reproducible seeds per (run seed, iteration, use).</summary>
     public static long SeedFor(int seed, int index, int use) => ((long)seed * 1_000_003L + index) * 16 + use;
 
-    /// <summary>D_pref: N responses per prompt from the reference policy, scored once and recorded.</summary>
+    /// <summary>D_pref: N responses per prompt from the reference policy, scored once and recorded; or, when the task names
+    /// a pairs file, its rows (<see cref="DatasetFromFileAsync"/>).</summary>
     private async Task<OfflineDataset> BuildDatasetAsync(RunState run, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
-        var prompts = run.DrawPrompts(loop.DatasetPrompts);
-        var batch = await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, prompts, loop.DatasetResponses, run.Reference!, ct);
+        var batch = run.Spec.Task.Length is { Dataset: not "" } length
+            ? await DatasetFromFileAsync(run, length.Dataset, ct)
+            : await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, run.DrawPrompts(loop.DatasetPrompts), loop.DatasetResponses, run.Reference!, ct);
         run.SamplesDrawn += batch.SamplesDrawn;
         run.RewardQueries += batch.RewardQueries;
         await record.AppendAsync(run.RunId, batch.Facts, ct);
         return new OfflineDataset(batch.Samples, loop.DatasetResponses, new Random(run.Spec.Seed));
+    }
+
+    /// <summary>
+    /// D_pref read from a pairs file, recorded as the sampled one is (RolloutsGenerated and RolloutsScored, purpose Dataset),
+    /// so replay, resume and show read it unchanged: the rewards are the file's scores, the gold rewards the task's rule on
+    /// each response (what the Scorer would measure). No prompt is drawn and no reward model queried; the responses count
+    /// as samples drawn, as the sampled D_pref's do (resume counts every recorded rollout).
+    /// </summary>
+    private static async Task<Batch> DatasetFromFileAsync(RunState run, string file, CancellationToken ct)
+    {
+        var batchId = NewId.NextGuid();
+        var samples = await Training.Tasks.Length.PreferenceRollouts.ReadAsync(file, run.Spec.Task.Model!, batchId, ct);
+        var task = Training.Tasks.PreferenceTasks.Create(run.Spec.Task);
+        var generated = new RolloutsGenerated
+        {
+            RunId = run.RunId, BatchId = batchId, Purpose = RolloutPurpose.Dataset, Iteration = -1, PolicyVersion = run.Reference!.Version,
+            Rollouts = samples.Select(s => s.Rollout).ToList(),
+        };
+        var scored = new RolloutsScored
+        {
+            RunId = run.RunId, BatchId = batchId, Purpose = RolloutPurpose.Dataset, RewardQueries = 0,
+            Scores = samples.Select(s => new RolloutScore { SampleId = s.Rollout.SampleId, Reward = s.Reward, GoldReward = task.GoldReward(s.Rollout) }).ToList(),
+        };
+        return new Batch(batchId, [generated, scored], samples, samples.Count, 0);
     }
 
     /// <summary>Samples C responses per prompt from <paramref name="policy"/> and scores them. Touches no run state

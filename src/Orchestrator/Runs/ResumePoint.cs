@@ -44,7 +44,8 @@ internal static class ResumePoint
         }
         else if (spec.Method.Data == DataSource.Offline)
         {
-            run.DrawPrompts(loop.DatasetPrompts);
+            if (spec.Task.Length is not { Dataset: not "" })   // a pairs file draws no prompt
+                run.DrawPrompts(loop.DatasetPrompts);
             var dataset = produced.Single(g => g.Purpose == RolloutPurpose.Dataset);
             var rewards = recorded.Events.OfType<RolloutsScored>().Where(s => s.Purpose == RolloutPurpose.Dataset).SelectMany(s => s.Scores).ToDictionary(s => s.SampleId, s => s.Reward);
             var data = new OfflineDataset(dataset.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList(),
