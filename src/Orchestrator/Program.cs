@@ -16,7 +16,7 @@ app.Configure(config =>
     config.AddCommand<PruneCommand>("prune").WithDescription("Remove stored weights no run needs for replay, resume or lineage (never an event); --dry-run says what would go.");
     config.AddCommand<MethodsCommand>("methods").WithDescription("The methods and where each sits on the three axes.");
     config.AddCommand<ServeCommand>("serve").WithDescription("Run stage services (sampler, scorer, learner) against a broker.");
-    config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker).");
+    config.AddCommand<BenchCommand>("bench").WithDescription("Measure gradient steps per second and pipeline overhead (in-process, and over RabbitMQ with --broker); --split: one iteration split into sampling, scoring, learning, evaluation and the rest.");
     config.AddBranch<DbCommand.Settings>("db", DbCommand.Configure);
     config.AddCommand<ExportCommand>("export").WithDescription("Write a language-model run's policy checkpoint (default: its last kept one) as a Hugging Face model directory.");
     config.AddCommand<PreferenceDataCommand>("preference-data").WithDescription("Sample a length task's reference and write its preference pairs (JSONL, Parquet with --parquet), scored by the task's gold rule, recorded in the event store.");

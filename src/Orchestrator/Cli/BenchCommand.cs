@@ -11,7 +11,8 @@ namespace PrefTune.Orchestrator.Cli;
 /// <summary>
 /// `preftune bench [EXPERIMENT] [--broker URI]`: for each method, gradient steps per second through the
 /// pipeline, and the time per Algorithm 1 iteration spent outside the model (messaging and event store),
-/// measured as pipeline time minus the same model work called directly. A benchmark, not a test.
+/// measured as pipeline time minus the same model work called directly. A benchmark, not a test. --pipeline, --split
+/// and --lm are other benchmarks (see their option help).
 /// </summary>
 public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
 {
@@ -28,6 +29,10 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         [CommandOption("--pipeline")]
         [Description("Instead: events/s, event-store and stage shares of wall-clock, replay speed, and max_staleness K = 0/1/2, on one method.")]
         public bool Pipeline { get; init; }
+
+        [CommandOption("--split")]
+        [Description("Instead: one Algorithm 1 iteration's wall-clock split into training sampling, reward scoring, learning, evaluation and the rest, per method (or --method), in process at max_staleness 0 with the file's eval_every (no servers; see StageSplitBench).")]
+        public bool Split { get; init; }
 
         [CommandOption("--lm")]
         [Description("Instead: language-model sampling and learner tokens/s and GFLOP/s beside the matmul peak (no servers; see LanguageModelBench).")]
@@ -47,7 +52,7 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         public int Threads { get; init; } = 1;
 
         [CommandOption("--method <LABEL>")]
-        [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method.")]
+        [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method. With --split: time only this one (default: every method).")]
         public string? Method { get; init; }
     }
 
@@ -59,6 +64,17 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
             return 0;
         }
         var experiment = ExperimentFile.Load(settings.Experiment);
+        if (settings.Split)
+        {
+            // The file's eval_every (at most --steps) rather than one evaluation at the end: the evaluation share is then the run's.
+            var timed = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)
+                .Where(r => settings.Method is null || r.Label == settings.Method || r.Method.Name == settings.Method)
+                .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = Math.Min(r.Loop.EvalEvery, settings.Steps) } })
+                .ToList();
+            if (timed.Count == 0) throw new ArgumentException($"--method: no method '{settings.Method}' in {settings.Experiment}");
+            await StageSplitBench.RunAsync(timed, cancellationToken);
+            return 0;
+        }
         var options = settings.ToOptions();
         var specs = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)
             .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = settings.Steps } })
