@@ -58,7 +58,7 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         public int WarmupSteps { get; init; }
 
         [CommandOption("--eval-fraction <F>")]
-        [Description("Share of pairs held out for eval/accuracy, eval/margin, eval/mean_reward, in [0, 1). Default: 0.05.")]
+        [Description("Share of pairs held out for eval/accuracy, eval/margin, eval/mean_reward, in [[0, 1). Default: 0.05.")]
         public double EvalFraction { get; init; } = 0.05;
 
         [CommandOption("--eval-every <N>")]

@@ -59,6 +59,24 @@ public sealed class When_the_command_line_writes_to_a_pipe
         Assert.Contains("--output", run.Output);
     }
 
+    [Fact]
+    public async Task Every_command_s_help_prints_whole()
+    {
+        var bare = await PrefTuneAsync();
+        // the command names the bare help lists: "    run <EXPERIMENT>   Run an ..." -> "run"
+        var commands = bare.Output[bare.Output.IndexOf("COMMANDS:", StringComparison.Ordinal)..].Split('\n').Skip(1)
+            .Select(line => System.Text.RegularExpressions.Regex.Match(line, @"^    ([a-z][a-z-]*)\b").Groups[1].Value)
+            .Where(name => name != "").ToList();
+        Assert.Contains("train-rm", commands);
+
+        foreach (var command in commands)
+        {
+            var help = await PrefTuneAsync(command, "--help");
+            // Spectre stops at a description it cannot read as markup (e.g. an unescaped "[0, 1)") and exits non-zero
+            Assert.True(help.ExitCode == 0 && help.Output.Contains("USAGE:"), $"preftune {command} --help: exit {help.ExitCode}\n{help.Output}\n{help.Error}");
+        }
+    }
+
     private static Task<(int ExitCode, string Output, string Error)> PrefTuneAsync(params string[] args) =>
         PrefTuneProcess.RunAsync(Unused, "unused", args);
 }
