@@ -52,3 +52,33 @@ public sealed record StudyCompleted
     /// <summary>The folder the report was written to.</summary>
     public required string ReportFolder { get; init; }
 }
+
+/// <summary>
+/// A study's task (one entry of its reward axis) was prepared as the paper prepares each length task: a preference
+/// dataset sampled from the reference and labelled by the task's gold rule, and a proxy reward model trained on it. The
+/// dataset and the model are facts of their own streams (<see cref="PreferenceDatasetBuilt"/>, <see cref="RewardModelTrained"/>);
+/// this links them to the study, and every run of the task names the two paths in its spec.
+/// </summary>
+public sealed record StudyTaskPrepared
+{
+    public required Guid StudyId { get; init; }
+    /// <summary>The reward axis entry's label, e.g. "min".</summary>
+    public required string Reward { get; init; }
+    /// <summary>What identifies the preparation: a hash of the task, the reference's files and the preparation settings.
+    /// An equal key finds the earlier preparation, which is then reused rather than made again.</summary>
+    public required string Key { get; init; }
+    public required Guid DatasetId { get; init; }
+    /// <summary>The pairs file the task's offline methods train on (absolute).</summary>
+    public required string DatasetFile { get; init; }
+    public required int Pairs { get; init; }
+    /// <summary>Goal mode: the mode the gold reward peaks at (computed from the dataset's samples unless given).</summary>
+    public int? ModeLength { get; init; }
+    public required Guid RewardModelId { get; init; }
+    /// <summary>The reward model's directory, which the task's runs name as reward_model.path (absolute).</summary>
+    public required string RewardModel { get; init; }
+    /// <summary>Held-out pairs the reward model ranked, and the share it ranked right; null when none were held out.</summary>
+    public int EvalPairs { get; init; }
+    public double? EvalAccuracy { get; init; }
+    /// <summary>Made by an earlier study (the same key) and linked here.</summary>
+    public bool Reused { get; init; }
+}

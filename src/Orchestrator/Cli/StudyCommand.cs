@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using PrefTune.Orchestrator.Hosting;
+using PrefTune.Orchestrator.Preparation;
 using PrefTune.Orchestrator.Reporting;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.Orchestrator.Studies;
@@ -45,9 +46,15 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var runner = new StudyRunner(session);
+        Action<string>? log = settings.Json ? null : line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]");
+        log?.Invoke(StudyPlan.Describe(study));
+        // Each task's data and reward model first (found again when prepared before): the runs' specs name them.
+        var (prepared, preparations) = await TaskPreparation.PrepareAsync(study, Path.Combine(Path.GetFullPath(options.DataFolder), TaskPreparation.FolderName),
+            session.Journal, Path.GetFullPath(settings.Study), log, cancellationToken);
+        study = prepared;
         var resume = settings.Resume ? await ResumePlan.PlanAsync(session.Store, study.Name, study.Runs.Select(r => r.Spec).ToList(), cancellationToken) : null;
         var (studyId, _) = settings.Json
-            ? await runner.RunAsync(study, sourceText, settings.Study, null, cancellationToken, resume)
+            ? await runner.RunAsync(study, sourceText, settings.Study, null, cancellationToken, resume, preparations)
             : await AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .StartAsync(async progress =>
@@ -67,7 +74,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
                             current.Value = p.Step;
                             current.Description = Markup.Escape($"{name}: gold {p.GoldReward:0.000}");
                         });
-                    }, cancellationToken, resume);
+                    }, cancellationToken, resume, preparations);
                     overall.Value = study.Runs.Count;
                     current.Value = current.MaxValue;
                     return result;
@@ -76,7 +83,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         // The report is written from the event store: the study stream and each linked run's own stream.
         var record = await StudyHistory.LoadAsync(session.Store, studyId, cancellationToken)
             ?? throw new InvalidOperationException($"study {studyId} was not recorded");
-        var summary = new StudySummary(study.Name, studyId, record.Runs);
+        var summary = new StudySummary(study.Name, studyId, record.Runs, record.Prepared);
         var files = StudyReport.Write(output, summary);
         await runner.CompleteAsync(studyId, output, cancellationToken);
 

@@ -1,9 +1,6 @@
 using System.ComponentModel;
-using System.Security.Cryptography;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using MassTransit;
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Preparation;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.ServiceDefaults;
 using PrefTune.Storage.Events;
@@ -113,74 +110,19 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         };
         try { training.Validate(); }
         catch (ArgumentException e) { throw new ArgumentException("--" + e.Message.Replace('_', '-')); }
-        var dataset = Path.GetFullPath(settings.Dataset);
-        var pairs = PreferencePairsFile.Read(dataset);
-        var modelPath = Path.GetFullPath(settings.Model);
-        var spec = new LanguageModelSpec { Path = modelPath, Tokenizer = settings.Tokenizer is null ? "" : Path.GetFullPath(settings.Tokenizer) };
-        var tokenizerFiles = HfExport.TokenizerFilesOf(spec);
-        var tokenizerPath = spec.Tokenizer != "" ? spec.Tokenizer
-            : tokenizerFiles.FirstOrDefault(f => f.Name == "tokenizer.json").From
-            ?? throw new ArgumentException($"--tokenizer: missing; {modelPath} has no tokenizer.json beside it and the dataset is text");
-        var config = Checkpoints.ReadConfig(modelPath);   // header only: a wrong model fails before the database is started
-        if (config.Head == ModelHead.SequenceClassification && config.NumLabels != 1)
-            throw new ArgumentException($"--model {modelPath}: a classifier with {config.NumLabels} labels; a reward model has 1");
+        var source = new RewardModelSource(Path.GetFullPath(settings.Dataset), Path.GetFullPath(settings.Model),
+            settings.Tokenizer is null ? "" : Path.GetFullPath(settings.Tokenizer), settings.Device, settings.Threads);
+        var plan = RewardModelJob.Plan(source, training, output);
 
         var options = await PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
         using var store = EventStoreRegistration.For(options.Database!, options.Schema);
-
-        TorchRuntime.UseThreads(settings.Threads);
-        using var tokenizer = TextTokenizers.Load(tokenizerPath);
-        TokenizerChecks.EnsureFits(tokenizer, config, tokenizerPath);
-        var tokenized = RewardModelTraining.Tokenize(pairs, tokenizer, config, training.MarginScale, dataset);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var model = LoadRewardModel(modelPath, settings.Device, training.Seed);
-        var lines = new List<string>();
-        var result = RewardModelTraining.Train(model, tokenized, training, progress =>
+        var (fact, result) = await RewardModelJob.TrainAsync(plan, new EventJournal(store, options), progress =>
         {
-            lines.Add(MetricsLine(progress).ToJsonString());
             if (progress is RewardEval eval)
                 AnsiConsole.MarkupLineInterpolated($"[grey]step {eval.Step}: eval/accuracy {eval.Accuracy:F3}  eval/margin {eval.Margin:F3}  eval/mean_reward {eval.MeanReward:F3}[/]");
         }, cancellationToken);   // stopped: nothing is written or recorded
-
-        HfExport.EnsureEmptyOrAbsent(output);   // again: training took a while, and someone may have written there since
-        Checkpoints.SaveHf(model, output);
-        foreach (var (from, name) in tokenizerFiles)
-            File.Copy(from, Path.Combine(output, name), overwrite: false);
-        File.WriteAllLines(Path.Combine(output, "metrics.jsonl"), lines);
-        var weightsSha = Sha256(Path.Combine(output, "model.safetensors"));
-        var fact = new RewardModelTrained
-        {
-            RewardModelId = NewId.NextGuid(),
-            Dataset = dataset,
-            DatasetSha256 = Sha256(dataset),
-            BaseModel = modelPath,
-            Tokenizer = tokenizerPath,
-            Steps = training.Steps,
-            Batch = training.Batch,
-            LearningRate = training.LearningRate,
-            Seed = training.Seed,
-            MarginScale = training.MarginScale,
-            CenterRewards = training.CenterRewards,
-            TrainPairs = result.TrainPairs,
-            EvalPairs = result.EvalPairs,
-            EvalAccuracy = result.Final?.Accuracy,
-            EvalMargin = result.Final?.Margin,
-            Output = output,
-            WeightsSha256 = weightsSha,
-            TrainedAt = DateTimeOffset.UtcNow,
-        };
-        var indented = new JsonSerializerOptions { WriteIndented = true };
-        File.WriteAllText(Path.Combine(output, "summary.json"), JsonSerializer.Serialize(fact, indented));
-        File.WriteAllText(Path.Combine(output, HfExport.ProvenanceFile), new JsonObject
-        {
-            ["reward_model_id"] = fact.RewardModelId.ToString(),
-            ["weights_sha256"] = weightsSha,
-            ["base_model"] = modelPath,
-            ["dataset"] = dataset,
-            ["dataset_sha256"] = fact.DatasetSha256,
-            ["architecture"] = model.Config.Architecture,
-        }.ToJsonString(indented));
-        await new EventJournal(store, options).StartAsync(fact.RewardModelId, fact, cancellationToken);
+        var weightsSha = fact.WeightsSha256;
 
         AnsiConsole.MarkupLineInterpolated($"reward model {fact.RewardModelId}: {result.TrainPairs} training pairs, {training.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s");
         if (result.Final is { } final)
@@ -189,34 +131,5 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
             AnsiConsole.MarkupLine("no pairs held out (--eval-fraction 0): no held-out accuracy");
         AnsiConsole.MarkupLineInterpolated($"[grey]wrote {output} (model.safetensors sha256 {weightsSha}); name it as reward_model.path[/]");
         return 0;
-    }
-
-    /// <summary>A causal LM becomes a fresh classifier on its backbone; a reward model already is one and trains further.</summary>
-    private static LanguageModel LoadRewardModel(string path, string? device, int seed)
-    {
-        var loaded = Checkpoints.Load(path, ComputeDevice.Resolve(device));
-        if (loaded.Config.Head == ModelHead.SequenceClassification) return loaded;
-        using (loaded) return RewardModelTraining.FromCausalLm(loaded, seed);
-    }
-
-    /// <summary>One metrics.jsonl line: a training step's train/* or an evaluation's eval/* (TRL's names).</summary>
-    private static JsonObject MetricsLine(object progress) => progress switch
-    {
-        RewardTrainStep s => new JsonObject
-        {
-            ["step"] = s.Step, ["train/loss"] = s.Loss, ["train/accuracy"] = s.Accuracy, ["train/margin"] = s.Margin,
-            ["learning_rate"] = s.LearningRate, ["grad_norm"] = s.GradNorm,
-        },
-        RewardEval e => new JsonObject
-        {
-            ["step"] = e.Step, ["eval/accuracy"] = e.Accuracy, ["eval/margin"] = e.Margin, ["eval/mean_reward"] = e.MeanReward, ["eval/pairs"] = e.Pairs,
-        },
-        _ => throw new ArgumentOutOfRangeException(nameof(progress), progress, "unknown progress record"),
-    };
-
-    private static string Sha256(string file)
-    {
-        using var stream = File.OpenRead(file);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 }

@@ -45,6 +45,19 @@ internal sealed class DocumentReader
             text => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)
                     && double.IsFinite(v) ? v : null);
 
+    public long? Long(YamlNode node, string path) =>
+        Number<long>(node, path, "an integer", "whole numbers, e.g. 10",
+            text => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v) ? v : null);
+
+    public bool? Bool(YamlNode node, string path) =>
+        Text(node, path) switch
+        {
+            null => null,
+            "true" or "True" or "yes" => true,
+            "false" or "False" or "no" => false,
+            var text => Fail<bool?>(null, path, $"expected true or false, got '{text}'", "true, false"),
+        };
+
     public string? Text(YamlNode node, string path)
     {
         Seen(path, node);

@@ -67,7 +67,8 @@ public static partial class ExperimentFile
 
     /// <summary>Checks a read document and expands its methods × seeds, adding problems to <paramref name="reader"/> (also the base of a study file).
     /// Relative paths (models, tokenizers, prompt files) are resolved against <paramref name="folder"/> and recorded whole.</summary>
-    internal static Experiment Build(Document document, DocumentReader reader, string folder)
+    /// <param name="preparedPairs">A study prepares the pairs file its offline methods read (so they need C = 2 as with task.length.dataset).</param>
+    internal static Experiment Build(Document document, DocumentReader reader, string folder, bool preparedPairs = false)
     {
         var name = CheckName(document.Name, reader);
         CheckSeeds(document.Seeds, reader);
@@ -88,7 +89,7 @@ public static partial class ExperimentFile
         var runs = new List<RunSpec>();
         foreach (var (entry, i) in MethodEntries(document, reader).Select((e, i) => (e, i)))
         {
-            var (label, method, loop) = ReadMethod(entry, i, document, task, datasetPairs, labels, reader);
+            var (label, method, loop) = ReadMethod(entry, i, document, task, datasetPairs, preparedPairs, labels, reader);
             if (method is null || loop is null)
                 continue;
             runs.AddRange(document.Seeds.Select(seed => new RunSpec
@@ -115,7 +116,7 @@ public static partial class ExperimentFile
 
     /// <summary>Reads one <c>methods[i]</c> entry: its registry name, parameters, loop overrides and label.</summary>
     private static (string Label, MethodSpec? Method, LoopSpec? Loop) ReadMethod(YamlNode node, int index,
-        Document document, TaskSpec task, int? datasetPairs, Dictionary<string, int> labels, DocumentReader reader)
+        Document document, TaskSpec task, int? datasetPairs, bool preparedPairs, Dictionary<string, int> labels, DocumentReader reader)
     {
         var path = $"methods[{index}]";
         var entry = reader.Block(node, path, new MethodEntry(), ExperimentSchema.Method);
@@ -146,12 +147,12 @@ public static partial class ExperimentFile
             ? $"{path}.loop.{overridden[key]}"
             : $"loop.{topKeys.GetValueOrDefault(keys[0], keys[0])}";
         ExperimentRules.Check(loop, ExperimentRules.Loop, PathOf, reader);
-        if (entry.Data == DataSource.Offline && task.Length is { Dataset: not "" })
+        if (entry.Data == DataSource.Offline && (task.Length is { Dataset: not "" } || preparedPairs))
         {
             // D_pref is the pairs file: each row a prompt group of 2 (y_w, y_l). C = 2 is refused otherwise rather than
             // derived, since B and M are multiples of C and would silently change meaning; D_pref's size is the file's.
             if (loop.C != 2)
-                reader.Add(PathOf(["C"]), $"offline data from task.length.dataset needs C = 2 (each pair is one prompt with 2 responses, y_w and y_l); got C = {loop.C}",
+                reader.Add(PathOf(["C"]), $"offline data from {(preparedPairs ? "the pairs file prepare builds" : "task.length.dataset")} needs C = 2 (each pair is one prompt with 2 responses, y_w and y_l); got C = {loop.C}",
                     "C: 2, with B and M multiples of 2");
             loop = loop with { DatasetResponses = 2, DatasetPrompts = datasetPairs ?? loop.DatasetPrompts };
         }

@@ -16,7 +16,8 @@ internal static class Field
     /// The record's field names are written once, in the record; its doc comments are the keys' documentation.
     /// </summary>
     /// <exception cref="InvalidOperationException">A property of a type the file cannot spell (a nested block is listed by hand).</exception>
-    public static IReadOnlyDictionary<string, Field<T>> Of<T>(IEqualityComparer<string>? keys = null) where T : class
+    /// <param name="except">Properties left out (read another way, e.g. a nested block).</param>
+    public static IReadOnlyDictionary<string, Field<T>> Of<T>(IEqualityComparer<string>? keys = null, params string[] except) where T : class
     {
         var clone = typeof(T).GetMethod("<Clone>$") ?? throw new InvalidOperationException($"{typeof(T).Name} is not a record");
         T With(T target, PropertyInfo property, object value)
@@ -26,10 +27,13 @@ internal static class Field
             return copy;
         }
         var fields = new Dictionary<string, Field<T>>(keys ?? StringComparer.Ordinal);
-        foreach (var property in typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+        foreach (var property in typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite && !except.Contains(p.Name)))
             fields[KeyOf(property)] = property.PropertyType switch
             {
                 var t when t == typeof(int) || t == typeof(int?) => Int<T>((s, v) => With(s, property, v)),
+                var t when t == typeof(long) || t == typeof(long?) =>
+                    new Field<T>((s, node, path, reader) => reader.Long(node, path) is { } v ? With(s, property, v) : s),
+                var t when t == typeof(bool) => new Field<T>((s, node, path, reader) => reader.Bool(node, path) is { } v ? With(s, property, v) : s),
                 var t when t == typeof(double) || t == typeof(double?) => Number<T>((s, v) => With(s, property, v)),
                 var t when t.IsEnum => Choice<T, object>(Enum.GetValues(t).Cast<object>().ToDictionary(v => v.ToString()!.ToLowerInvariant()),
                     (s, v) => With(s, property, v)),

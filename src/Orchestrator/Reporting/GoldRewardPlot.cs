@@ -20,6 +20,12 @@ public static class GoldRewardPlot
     public static Metric MeanLength { get; } = new("mean response length (tokens)",
         e => e.Metrics.TryGetValue("eval/completions/mean_length", out var v) ? v : null);
 
+    /// <summary>Goal mode's figure: the mean of |length - mode| over the evaluation's samples, which is minus its gold reward.</summary>
+    public static Metric DistanceToMode { get; } = new("mean distance to the mode length (tokens)", e => -e.MeanGoldReward);
+
+    /// <summary>The paper's view of a length task: Min and Skew Length plot the mean length, Mode Length the distance to the mode.</summary>
+    public static Metric ForLengthGoal(string? goal) => goal == "mode" ? DistanceToMode : MeanLength;
+
     public const int Width = 900;
     public const int Height = 500;
 
@@ -29,8 +35,28 @@ public static class GoldRewardPlot
     /// <summary>One line per named series (e.g. a study's methods, or a sweep's values), each the mean over its runs.</summary>
     public static void Write(string pngPath, string title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> series, Metric? metric = null)
     {
-        metric ??= GoldReward;
         var plot = new Plot();
+        Draw(plot, title, series, metric ?? GoldReward);
+        plot.SavePng(pngPath, series.Count > 6 ? Width + 250 : Width, Height);
+    }
+
+    /// <summary>Panels side by side in one image (the paper's multi-task figures), each drawn as <see cref="Write(string, string, IReadOnlyList{ValueTuple{string, IReadOnlyList{RunOutcome}}}, Metric?)"/> draws one.</summary>
+    public static void WritePanels(string pngPath, IReadOnlyList<(string Title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> Series, Metric Metric)> panels)
+    {
+        var figure = new Multiplot();
+        figure.RemovePlot(figure.GetPlot(0));   // it starts with an empty one
+        foreach (var (title, series, metric) in panels)
+        {
+            var plot = new Plot();
+            Draw(plot, title, series, metric);
+            figure.AddPlot(plot);
+        }
+        figure.Layout = new ScottPlot.MultiplotLayouts.Columns();
+        figure.SavePng(pngPath, Math.Max(1, panels.Count) * 620, Height + 60);
+    }
+
+    private static void Draw(Plot plot, string title, IReadOnlyList<(string Name, IReadOnlyList<RunOutcome> Runs)> series, Metric metric)
+    {
         if (series.Count > 10)
             plot.Add.Palette = new ScottPlot.Palettes.Category20();   // the default has 10 colours
         var outcomes = series.SelectMany(s => s.Runs).ToList();
@@ -63,8 +89,7 @@ public static class GoldRewardPlot
         if (series.Count > 6)
             plot.ShowLegend(Edge.Right);   // many lines: keep the legend off them
         else
-            plot.ShowLegend(Alignment.UpperLeft);
-        plot.SavePng(pngPath, series.Count > 6 ? Width + 250 : Width, Height);
+            plot.ShowLegend(metric == GoldReward ? Alignment.UpperLeft : Alignment.UpperRight);   // lengths fall: keep the legend off the start
     }
 
     /// <summary>The step-0 evaluation (the reference policy), averaged over every run that has one.</summary>

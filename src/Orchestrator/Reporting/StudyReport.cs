@@ -15,6 +15,9 @@ public static class StudyReport
     public const string SummaryJson = "summary.json";
     public const string StudyMarkdown = "study.md";
 
+    /// <summary>A language-model study's complementarity figure (PAPER.md, Problem 2): one panel per task.</summary>
+    public const string LengthsPng = "lengths.png";
+
     public static string GoldRewardPng(string reward) => $"gold_reward_{reward}.png";
 
     public static string SweepPng(string sweep, string reward) => $"sweep_{sweep}_{reward}.png";
@@ -33,6 +36,19 @@ public static class StudyReport
             var series = summary.MainGrid.Where(c => c.Reward == reward).Select(c => (c.Label, RunsOf(summary, c))).ToList();
             files.Add(PathOf(GoldRewardPng(reward)));
             GoldRewardPlot.Write(files[^1], $"{summary.Name}, {reward}: mean gold reward ({band})", series);
+        }
+        if (summary.HasLengths)
+        {
+            files.Add(PathOf(LengthsPng));
+            GoldRewardPlot.WritePanels(files[^1], Rewards(summary).Select(reward =>
+            {
+                var cells = summary.MainGrid.Where(c => c.Reward == reward).ToList();
+                var series = cells.Select(c => (c.Label, RunsOf(summary, c))).ToList();
+                var goal = series.SelectMany(s => s.Item2).FirstOrDefault()?.Spec.Task.Length?.Goal;
+                var metric = GoldRewardPlot.ForLengthGoal(goal);
+                return ($"{reward}: {(goal == "mode" ? "distance to the mode" : "mean length")} ({(seeds > 1 ? $"{seeds} seeds" : "one seed")})",
+                    (IReadOnlyList<(string, IReadOnlyList<RunOutcome>)>)series, metric);
+            }).ToList());
         }
         foreach (var (sweep, reward) in SweepPlots(summary))
         {
@@ -61,11 +77,11 @@ public static class StudyReport
     private static IEnumerable<string> Tables(StudySummary summary)
     {
         var lines = new List<string> { "## Main grid", "" };
-        lines.AddRange(StudySummary.MarkdownTable(summary.MainGrid));
+        lines.AddRange(StudySummary.MarkdownTable(summary.MainGrid, summary.HasLengths));
         if (summary.Sweeps.Any())
         {
             lines.AddRange(["", "## Sweeps", ""]);
-            lines.AddRange(StudySummary.MarkdownTable(summary.Sweeps));
+            lines.AddRange(StudySummary.MarkdownTable(summary.Sweeps, summary.HasLengths));
         }
         return lines;
     }
@@ -81,8 +97,22 @@ public static class StudyReport
             .AppendLine($"each run's own stream holds every number here (`preftune show RUN` rebuilds one). {runs.Count} runs"
                         + (failed > 0 ? $", **{failed} failed**" : ", all completed")
                         + $", {summary.Cells.Count} cells.")
-            .AppendLine()
-            .AppendLine("## Gold reward during training")
+            .AppendLine();
+        if (summary.HasLengths)
+        {
+            text.AppendLine("## Response length during training").AppendLine()
+                .AppendLine("The paper's complementarity figure: per task, the mean response length in tokens (Min and Skew Length: shorter is better) "
+                            + "or the mean distance to the mode length (Mode Length), of fresh samples at each evaluation; dashed: the reference.")
+                .AppendLine().AppendLine($"![lengths]({LengthsPng})").AppendLine();
+            foreach (var prepared in summary.Prepared)
+                text.AppendLine($"- **{prepared.Reward}**: {prepared.Pairs} preference pairs from the reference (`{prepared.DatasetFile}`"
+                                + (prepared.ModeLength is { } mode ? $", mode length {mode}" : "")
+                                + $"); reward model `{prepared.RewardModel}`, held-out accuracy "
+                                + (prepared.EvalAccuracy is { } a ? $"{a:F3} on {prepared.EvalPairs} pairs" : "n/a (none held out)")
+                                + (prepared.Reused ? " (prepared by an earlier study, same key)" : "") + ".");
+            if (summary.Prepared.Count > 0) text.AppendLine();
+        }
+        text.AppendLine("## Gold reward during training")
             .AppendLine();
         foreach (var reward in Rewards(summary))
             text.AppendLine($"![{reward}]({GoldRewardPng(reward)})").AppendLine();
@@ -97,6 +127,7 @@ public static class StudyReport
             .AppendLine("- **KL(π‖π_ref)** and **entropy**: Monte-Carlo estimates over that evaluation's samples (`eval/objective/kl`, entropy in nats); mean over seeds.")
             .AppendLine($"- **reward y_w / y_l / margin** (pair methods): the implicit rewards of the chosen and rejected responses and their difference, `train/rewards/chosen`, `train/rewards/rejected`, `train/rewards/margins`, averaged over each run's last {StudySummary.Window} gradient steps, then over seeds.")
             .AppendLine($"- **log π(y_w): start → end** (pair methods): `train/logps/chosen` averaged over the first and the last {StudySummary.Window} gradient steps: whether the chosen response's likelihood itself went up or down.")
+            .AppendLine("- **mean length**, **proxy reward** (language-model runs): `eval/completions/mean_length` and `eval/proxy_reward` (mean r_φ) at the last evaluation, mean over seeds; **RM accuracy**: the task's reward model on its held-out pairs.")
             .AppendLine("- A cell whose run spec equals an earlier cell's (e.g. a sweep's B = M) links the same run.")
             .ToString();
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PrefTune.Messages;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.Orchestrator.Studies;
 using Spectre.Console;
@@ -46,6 +47,13 @@ public sealed record StudyCellSummary
     /// <summary>Pair methods: train/logps/chosen, mean of the last <see cref="StudySummary.Window"/> steps, mean over seeds.</summary>
     public double? LogpsChosenEnd { get; init; }
 
+    /// <summary>Language-model tasks: eval/completions/mean_length (tokens, the stop token not counted) at the last evaluation, mean over seeds.</summary>
+    public double? FinalMeanLength { get; init; }
+    /// <summary>Runs on a reward model: eval/proxy_reward (mean r_phi of the evaluation's samples) at the last evaluation, mean over seeds.</summary>
+    public double? FinalProxyReward { get; init; }
+    /// <summary>A prepared task: the held-out accuracy of the reward model its runs trained on (one per task).</summary>
+    public double? RewardModelAccuracy { get; init; }
+
     [JsonIgnore]
     public bool IsSweep => SweepField is not null;
 
@@ -65,7 +73,8 @@ public sealed class StudySummary
 
     public const string CsvHeader =
         "reward,label,method,data,sweep_field,sweep_value,seeds,runs_failed,final_gold_reward_mean,final_gold_reward_std,"
-        + "eval_kl,eval_entropy,rewards_chosen,rewards_rejected,rewards_margins,logps_chosen_start,logps_chosen_end,run_ids";
+        + "eval_kl,eval_entropy,rewards_chosen,rewards_rejected,rewards_margins,logps_chosen_start,logps_chosen_end,"
+        + "final_mean_length,final_proxy_reward,reward_model_accuracy,run_ids";
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -74,15 +83,22 @@ public sealed class StudySummary
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public StudySummary(string name, Guid studyId, IReadOnlyList<StudyCellRun> runs)
+    /// <param name="prepared">A prepared study's tasks (their reward models' accuracy joins the table).</param>
+    public StudySummary(string name, Guid studyId, IReadOnlyList<StudyCellRun> runs, IReadOnlyList<StudyTaskPrepared>? prepared = null)
     {
         Name = name;
         StudyId = studyId;
         Runs = runs;
+        Prepared = prepared ?? [];
         Cells = runs.GroupBy(r => (r.Cell.Reward, r.Cell.Label, r.Cell.SweepField, r.Cell.SweepValue))
-            .Select(g => Summarize(g.ToList()))
+            .Select(g => Summarize(g.ToList()) with { RewardModelAccuracy = Prepared.FirstOrDefault(p => p.Reward == g.Key.Reward)?.EvalAccuracy })
             .ToList();
     }
+
+    public IReadOnlyList<StudyTaskPrepared> Prepared { get; }
+
+    /// <summary>The cells' runs are language-model runs (their table shows lengths).</summary>
+    public bool HasLengths => Cells.Any(c => c.FinalMeanLength is not null);
 
     public string Name { get; }
     public Guid StudyId { get; }
@@ -110,21 +126,25 @@ public sealed class StudySummary
             string.Join(" ", c.Seeds), Invariant(c.RunsFailed),
             Number(c.FinalGoldRewardMean), Number(c.FinalGoldRewardStd), Number(c.EvalKl), Number(c.EvalEntropy),
             Number(c.RewardsChosen), Number(c.RewardsRejected), Number(c.RewardsMargins),
-            Number(c.LogpsChosenStart), Number(c.LogpsChosenEnd), string.Join(" ", c.RunIds)))
+            Number(c.LogpsChosenStart), Number(c.LogpsChosenEnd),
+            Number(c.FinalMeanLength), Number(c.FinalProxyReward), Number(c.RewardModelAccuracy), string.Join(" ", c.RunIds)))
         .Prepend(CsvHeader);
 
     /// <summary>A Markdown table of <paramref name="cells"/>, 3 decimals, with the full run ids (`preftune show RUN`).</summary>
-    public static IEnumerable<string> MarkdownTable(IEnumerable<StudyCellSummary> cells)
+    /// <param name="lengths">Language-model cells: also the final mean length, proxy reward and the reward model's accuracy.</param>
+    public static IEnumerable<string> MarkdownTable(IEnumerable<StudyCellSummary> cells, bool lengths = false)
     {
-        yield return "| reward | cell | method | data | seeds | final gold reward (mean ± std) | KL(π‖π_ref) | entropy "
-                     + "| reward y_w | reward y_l | margin | log π(y_w): start → end | runs |";
-        yield return "|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+        yield return "| reward | cell | method | data | seeds | final gold reward (mean ± std) | "
+                     + (lengths ? "mean length | proxy reward | RM accuracy | " : "")
+                     + "KL(π‖π_ref) | entropy | reward y_w | reward y_l | margin | log π(y_w): start → end | runs |";
+        yield return "|---|---|---|---|---|---|" + (lengths ? "---|---|---|" : "") + "---|---|---|---|---|---|---|";
         foreach (var c in cells)
             yield return "| " + string.Join(" | ",
-                c.Reward, Escape(c.Name), c.Method, c.Data, Invariant(c.Seeds.Count), Gold(c),
-                Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsChosen), Fixed(c.RewardsRejected), Fixed(c.RewardsMargins),
-                c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}",
-                string.Join(" ", c.RunIds.Select(id => $"`{id}`")) + (c.RunsFailed > 0 ? $" ({c.RunsFailed} failed)" : "")) + " |";
+                new[] { c.Reward, Escape(c.Name), c.Method, c.Data, Invariant(c.Seeds.Count), Gold(c) }
+                .Concat(lengths ? [Fixed(c.FinalMeanLength), Fixed(c.FinalProxyReward), Fixed(c.RewardModelAccuracy)] : [])
+                .Concat([Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsChosen), Fixed(c.RewardsRejected), Fixed(c.RewardsMargins),
+                    c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}",
+                    string.Join(" ", c.RunIds.Select(id => $"`{id}`")) + (c.RunsFailed > 0 ? $" ({c.RunsFailed} failed)" : "")])) + " |";
     }
 
     /// <summary>Columns the table needs to show its figures unbroken; below that (a pipe gets 80) <see cref="Render(int)"/> prints a list.</summary>
@@ -142,7 +162,8 @@ public sealed class StudySummary
             rows.Add(new Markup($"{Markup.Escape($"{c.Reward}  {c.Name}  ({Invariant(c.Seeds.Count)} seed{(c.Seeds.Count == 1 ? "" : "s")})")}"
                 + (c.RunsFailed > 0 ? $" [red]{c.RunsFailed} failed[/]" : "")));
             var logps = c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}";
-            rows.Add(new Padder(new Text($"final gold reward {Gold(c)}; KL(π‖π_ref) {Fixed(c.EvalKl)}; entropy {Fixed(c.EvalEntropy)}; "
+            var length = c.FinalMeanLength is null ? "" : $"mean length {Fixed(c.FinalMeanLength)}; proxy reward {Fixed(c.FinalProxyReward)}; ";
+            rows.Add(new Padder(new Text($"final gold reward {Gold(c)}; {length}KL(π‖π_ref) {Fixed(c.EvalKl)}; entropy {Fixed(c.EvalEntropy)}; "
                 + $"margin {Fixed(c.RewardsMargins)}; log π(y_w) start → end {logps}"), new Padding(2, 0, 0, 0)));
         }
         return new Rows(rows);
@@ -151,12 +172,13 @@ public sealed class StudySummary
     public Table Render()
     {
         var table = new Table().Title(Markup.Escape($"{Name} (study {StudyId})"))
-            .AddColumns("reward", "cell", "seeds", "final gold reward", "KL(π‖π_ref)", "entropy", "margin", "log π(y_w) start → end");
+            .AddColumns(["reward", "cell", "seeds", "final gold reward", .. HasLengths ? new[] { "mean length" } : [], "KL(π‖π_ref)", "entropy", "margin", "log π(y_w) start → end"]);
         foreach (var c in Cells)
-            table.AddRow(Markup.Escape(c.Reward), Markup.Escape(c.Name), Invariant(c.Seeds.Count),
+            table.AddRow([Markup.Escape(c.Reward), Markup.Escape(c.Name), Invariant(c.Seeds.Count),
                 Markup.Escape(Gold(c)) + (c.RunsFailed > 0 ? $" [red]{c.RunsFailed} failed[/]" : ""),
+                .. HasLengths ? new[] { Fixed(c.FinalMeanLength) } : [],
                 Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsMargins),
-                c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}");
+                c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}"]);
         return table;
     }
 
@@ -187,8 +209,13 @@ public sealed class StudySummary
             RewardsMargins = Mean(outcomes.Select(o => Last(o, "train/rewards/margins")).OfType<double>()),
             LogpsChosenStart = Mean(outcomes.Select(o => First(o, "train/logps/chosen")).OfType<double>()),
             LogpsChosenEnd = Mean(outcomes.Select(o => Last(o, "train/logps/chosen")).OfType<double>()),
+            FinalMeanLength = Mean(outcomes.Select(o => FinalEval(o, "eval/completions/mean_length")).OfType<double>()),
+            FinalProxyReward = Mean(outcomes.Select(o => FinalEval(o, "eval/proxy_reward")).OfType<double>()),
         };
     }
+
+    private static double? FinalEval(RunOutcome run, string metric) =>
+        run.Evaluations.LastOrDefault()?.Metrics.TryGetValue(metric, out var v) == true ? v : null;
 
     /// <summary>Mean of a training metric over the run's first <see cref="Window"/> steps that report it; null when none do.</summary>
     public static double? First(RunOutcome run, string metric) => Mean(Values(run, metric).Take(Window));

@@ -263,6 +263,8 @@ public sealed class Algorithm1
                 ["stats/samples_drawn"] = run.SamplesDrawn,
             },
         };
+        if (run.Spec.RewardModel is not null)   // what the policy is trained to raise, beside the gold reward it is measured on
+            evaluated = evaluated with { Metrics = new Dictionary<string, double>(evaluated.Metrics) { ["eval/proxy_reward"] = scored.Scores.Average(s => s.Reward) } };
         if (generated.Rollouts.Any(r => r.Finish is not null))
             evaluated = evaluated with { Metrics = new Dictionary<string, double>(evaluated.Metrics).WithCompletions(generated.Rollouts) };
         run.Evaluations.Add(evaluated);

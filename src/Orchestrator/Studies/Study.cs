@@ -1,5 +1,7 @@
 using System.Globalization;
 using PrefTune.Messages;
+using PrefTune.Training.Rewards;
+using PrefTune.Training.Tasks.Length;
 
 namespace PrefTune.Orchestrator.Studies;
 
@@ -19,10 +21,24 @@ public sealed record Study
     public required IReadOnlyList<StudyReward> Rewards { get; init; }
     public required IReadOnlyList<StudySweep> Sweeps { get; init; }
     public required IReadOnlyList<StudyRun> Runs { get; init; }
+    /// <summary>The prepare block: each task's preference data and reward model are made before its runs (a length study,
+    /// as the paper prepares its tasks); null when the runs train on what the file names.</summary>
+    public StudyPreparation? Preparation { get; init; }
 }
 
-/// <summary>One entry of the reward axis: the task's bandit block with this entry's overrides.</summary>
-public sealed record StudyReward(string Label, BanditSpec Bandit);
+/// <summary>One entry of the reward axis: the study's task with this entry's overrides (of its bandit or length block).</summary>
+public sealed record StudyReward(string Label, TaskSpec Task);
+
+/// <summary>
+/// How a length study prepares each of its tasks: `preftune preference-data`'s settings for the dataset sampled from the
+/// reference, and `preftune train-rm`'s for the proxy reward model trained on it (from the reference's weights). The
+/// task's online methods then train on that reward model, its offline methods on that dataset (C = 2: y_w and y_l).
+/// </summary>
+public sealed record StudyPreparation
+{
+    public PreferenceDatasetSettings Data { get; init; } = new();
+    public RewardTrainingSettings RewardModel { get; init; } = new();
+}
 
 /// <summary>One method re-run over values of one loop field, everything else as in the study's loop.</summary>
 public sealed record StudySweep

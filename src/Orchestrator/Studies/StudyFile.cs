@@ -2,6 +2,8 @@ using System.Text.RegularExpressions;
 using PrefTune.Messages;
 using PrefTune.Orchestrator.Experiments;
 using PrefTune.Training.Methods;
+using PrefTune.Training.Rewards;
+using PrefTune.Training.Tasks.Length;
 using YamlDotNet.RepresentationModel;
 
 namespace PrefTune.Orchestrator.Studies;
@@ -24,9 +26,11 @@ public static partial class StudyFile
         public ExperimentSchema.Document Base { get; init; } = new();
         public YamlNode? Rewards { get; init; }
         public YamlNode? Sweeps { get; init; }
+        public YamlNode? Prepare { get; init; }
     }
 
-    private sealed record RewardEntry(string? Label, BanditSpec Bandit);
+    /// <summary>A reward entry: its label and the task with the entry's overrides (of task.bandit or task.length).</summary>
+    private sealed record RewardEntry(string? Label, TaskSpec Task);
 
     private sealed record SweepEntry
     {
@@ -46,14 +50,37 @@ public static partial class StudyFile
             new Field<Document>((d, node, path, reader) => d with { Base = f.Value.Apply(d.Base, node, path, reader) }))))
         .Append(KeyValuePair.Create("rewards", Field.Node<Document>((d, v) => d with { Rewards = v })))
         .Append(KeyValuePair.Create("sweeps", Field.Node<Document>((d, v) => d with { Sweeps = v })))
+        .Append(KeyValuePair.Create("prepare", Field.Node<Document>((d, v) => d with { Prepare = v })))
         .ToDictionary();
 
-    /// <summary>A reward entry: its label and any key of <c>task.bandit</c>.</summary>
-    private static readonly IReadOnlyDictionary<string, Field<RewardEntry>> Reward = ExperimentSchema.Bandit
+    /// <summary>A bandit study's reward entry: its label and any key of <c>task.bandit</c>.</summary>
+    private static readonly IReadOnlyDictionary<string, Field<RewardEntry>> BanditReward = RewardKeys(ExperimentSchema.Bandit,
+        t => t.Bandit ?? new BanditSpec(), (t, v) => t with { Bandit = v });
+
+    /// <summary>A length study's reward entry (one of the paper's tasks): its label and any key of <c>task.length</c>.</summary>
+    private static readonly IReadOnlyDictionary<string, Field<RewardEntry>> LengthReward = RewardKeys(ExperimentSchema.Length,
+        t => t.Length ?? new LengthSpec(), (t, v) => t with { Length = v });
+
+    private static IReadOnlyDictionary<string, Field<RewardEntry>> RewardKeys<TBlock>(IReadOnlyDictionary<string, Field<TBlock>> block,
+        Func<TaskSpec, TBlock> get, Func<TaskSpec, TBlock, TaskSpec> set) => block
         .Select(f => KeyValuePair.Create(f.Key,
-            new Field<RewardEntry>((r, node, path, reader) => r with { Bandit = f.Value.Apply(r.Bandit, node, path, reader) })))
+            new Field<RewardEntry>((r, node, path, reader) => r with { Task = set(r.Task, f.Value.Apply(get(r.Task), node, path, reader)) })))
         .Prepend(KeyValuePair.Create("label", Field.Text<RewardEntry>((r, v) => r with { Label = v })))
         .ToDictionary();
+
+    /// <summary>The prepare block: a preference dataset and a reward model per task, with the commands' settings.</summary>
+    private static readonly IReadOnlyDictionary<string, Field<StudyPreparation>> Prepare = new Dictionary<string, Field<StudyPreparation>>
+    {
+        ["preference_data"] = Field.Block<StudyPreparation, PreferenceDatasetSettings>(p => p.Data, Field.Of<PreferenceDatasetSettings>(),
+            (p, v) => p with { Data = v }),
+        ["reward_model"] = Field.Block<StudyPreparation, RewardTrainingSettings>(p => p.RewardModel,
+            new Dictionary<string, Field<RewardTrainingSettings>>(Field.Of<RewardTrainingSettings>(null, nameof(RewardTrainingSettings.Optimizer)))
+            {
+                ["optimizer"] = Field.Block<RewardTrainingSettings, OptimizerSettings>(r => r.Optimizer, ExperimentSchema.Optimizer,
+                    (r, v) => r with { Optimizer = v }),
+            },
+            (p, v) => p with { RewardModel = v }),
+    };
 
     private static readonly IReadOnlyDictionary<string, Field<SweepEntry>> Sweep = new Dictionary<string, Field<SweepEntry>>
     {
@@ -118,16 +145,17 @@ public static partial class StudyFile
 
     private static Study Build(Document document, DocumentReader reader, string folder)
     {
-        var experiment = ExperimentFile.Build(document.Base, reader, folder);
+        var preparation = ReadPreparation(document, reader);
+        var experiment = ExperimentFile.Build(document.Base, reader, folder, preparedPairs: preparation is not null);
         var task = experiment.Runs.FirstOrDefault()?.Task ?? new TaskSpec { Kind = "bandit", Bandit = new BanditSpec() };
-        var rewards = ReadRewards(document.Rewards, task, document.Base.Loop, reader);
+        var rewards = ReadRewards(document.Rewards, task, document.Base.Loop, preparation, folder, reader);
         var sweeps = ReadSweeps(document.Sweeps, task, document.Base.Loop, reader);
 
         var runs = new List<StudyRun>();
         foreach (var reward in rewards)
             runs.AddRange(experiment.Runs.Select(spec => new StudyRun(
                 new StudyCell { Reward = reward.Label, Label = spec.Label, Seed = spec.Seed },
-                spec with { Task = task with { Bandit = reward.Bandit } })));
+                spec with { Task = reward.Task })));
         foreach (var reward in rewards)
             foreach (var sweep in sweeps)
                 foreach (var value in sweep.Values)
@@ -136,9 +164,11 @@ public static partial class StudyFile
                         new RunSpec
                         {
                             Experiment = experiment.Name, Label = sweep.RunLabel(value), Seed = seed,
-                            Task = task with { Bandit = reward.Bandit }, Method = sweep.Method,
+                            Task = reward.Task, Method = sweep.Method,
                             Loop = StudyValues.Apply(document.Base.Loop, sweep.Field, value),
                             TorchThreads = document.Base.TorchThreads,
+                            Optimizer = experiment.Runs.FirstOrDefault()?.Optimizer,
+                            RewardModel = experiment.Runs.FirstOrDefault()?.RewardModel,
                         })));
 
         return new Study
@@ -150,13 +180,38 @@ public static partial class StudyFile
             Rewards = rewards,
             Sweeps = sweeps,
             Runs = runs,
+            Preparation = preparation,
         };
     }
 
-    private static List<StudyReward> ReadRewards(YamlNode? node, TaskSpec task, LoopSpec loop, DocumentReader reader)
+    /// <summary>The prepare block, checked: only a length task has preference data and a reward model to prepare, and a
+    /// prepared study trains on the reward models it makes, so it names none of its own.</summary>
+    private static StudyPreparation? ReadPreparation(Document document, DocumentReader reader)
     {
-        var bandit = task.Bandit ?? new BanditSpec();
-        const string example = "entries of a label and task.bandit overrides, e.g. {label: peak70, reward_center: 70}";
+        if (document.Prepare is null)
+            return null;
+        var preparation = reader.Block(document.Prepare, "prepare", new StudyPreparation(), Prepare);
+        if (document.Base.Task is { } task && task.Kind != LengthTask.Descriptor.Name)
+            reader.Add("prepare", $"task.kind is {task.Kind}: prepare builds a length task's preference data and reward model", "remove prepare, or kind: length");
+        if (document.Base.RewardModel is not null)
+            reader.Add("reward_model", "a study with prepare trains each task's reward model and its runs train on that one",
+                "remove reward_model, or remove prepare and name a trained reward model");
+        if (preparation.Data.Responses < 2)
+            reader.Add("prepare.preference_data.responses", $"responses = {preparation.Data.Responses}: a pair needs at least 2 responses per prompt", "integers >= 2");
+        try { preparation.RewardModel.Validate(); }
+        catch (ArgumentException e) { reader.Add("prepare.reward_model." + e.Message.Split(" = ")[0], e.Message); }
+        return preparation;
+    }
+
+    private static List<StudyReward> ReadRewards(YamlNode? node, TaskSpec task, LoopSpec loop, StudyPreparation? preparation, string folder,
+        DocumentReader reader)
+    {
+        var length = task.Kind == LengthTask.Descriptor.Name;
+        var keys = length ? LengthReward : BanditReward;
+        var block = length ? "task.length" : "task.bandit";
+        var example = length
+            ? "entries of a label and task.length overrides, e.g. {label: min, goal: min}"
+            : "entries of a label and task.bandit overrides, e.g. {label: peak70, reward_center: 70}";
         if (node is null)
         {
             reader.Add("rewards", "missing: list the rewards to compare", example);
@@ -171,17 +226,42 @@ public static partial class StudyFile
         foreach (var (entry, i) in entries.Select((e, i) => (e, i)))
         {
             var path = $"rewards[{i}]";
-            var reward = reader.Block(entry, path, new RewardEntry(null, bandit), Reward);
+            var reward = reader.Block(entry, path, new RewardEntry(null, task), keys);
             if (entry is not YamlMappingNode mapping)
                 continue;
             var written = mapping.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value).ToHashSet();
-            string TaskPath(string key) => written.Contains(key) ? $"{path}.{key}" : $"task.bandit.{key}";
-            ExperimentRules.Check(reward.Bandit, ExperimentRules.Bandit, keys => TaskPath(keys[0]), reader);
-            ExperimentRules.CheckMemory(task with { Bandit = reward.Bandit }, loop, DataSource.Online, key => $"loop.{key}", TaskPath, reader);
+            string TaskPath(string key) => written.Contains(key) ? $"{path}.{key}" : $"{block}.{key}";
+            var checkedTask = length ? CheckLengthTask(reward.Task, preparation, folder, TaskPath, reader) : reward.Task;
+            if (!length)
+            {
+                ExperimentRules.Check(reward.Task.Bandit!, ExperimentRules.Bandit, keys => TaskPath(keys[0]), reader);
+                ExperimentRules.CheckMemory(reward.Task, loop, DataSource.Online, key => $"loop.{key}", TaskPath, reader);
+            }
             if (CheckLabel(reward.Label, path, "rewards", labels, i, reader) is { } label)
-                rewards.Add(new StudyReward(label, reward.Bandit));
+                rewards.Add(new StudyReward(label, checkedTask));
         }
         return rewards;
+    }
+
+    /// <summary>
+    /// A length task with an entry's overrides, checked as an experiment file's task is (its problems reported at the
+    /// entry's key where the entry wrote it). Without prepare, goal mode needs its mode; with it, the prepared data gives it.
+    /// </summary>
+    private static TaskSpec CheckLengthTask(TaskSpec task, StudyPreparation? preparation, string folder, Func<string, string> taskPath, DocumentReader reader)
+    {
+        var local = new DocumentReader();
+        var checkedTask = LanguageModelChecks.CheckTask(task, folder, local);
+        foreach (var problem in local.Problems)
+        {
+            var where = problem.Path.StartsWith("task.length.", StringComparison.Ordinal) ? taskPath(problem.Path["task.length.".Length..]) : problem.Path;
+            reader.Add(where, problem.Problem, problem.Allowed);
+        }
+        if (preparation is null && checkedTask.Length is { Goal: "mode", ModeLength: null })
+            reader.Add(taskPath("mode_length"), "missing: goal mode scores against a mode length",
+                "a length in tokens (preftune preference-data prints the mode of the reference's samples), or a prepare block");
+        if (preparation is not null && checkedTask.Length is { Dataset: not "" })
+            reader.Add(taskPath("dataset"), "prepare builds each task's dataset", "remove dataset, or remove prepare");
+        return checkedTask;
     }
 
     private static List<StudySweep> ReadSweeps(YamlNode? node, TaskSpec task, LoopSpec loop, DocumentReader reader)

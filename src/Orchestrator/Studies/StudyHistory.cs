@@ -8,7 +8,9 @@ namespace PrefTune.Orchestrator.Studies;
 public sealed record StudyCellRun(StudyCell Cell, RunOutcome Outcome);
 
 /// <summary>A study rebuilt from its stream and its runs' streams: what the report is written from.</summary>
-public sealed record StudyRecord(StudyStarted Started, IReadOnlyList<StudyCellRun> Runs, StudyCompleted? Completed)
+/// <param name="Prepared">Each prepared task's dataset and reward model (a length study with prepare), in reward order.</param>
+public sealed record StudyRecord(StudyStarted Started, IReadOnlyList<StudyCellRun> Runs, StudyCompleted? Completed,
+    IReadOnlyList<StudyTaskPrepared> Prepared)
 {
     public Guid StudyId => Started.StudyId;
 }
@@ -35,6 +37,6 @@ public static class StudyHistory
                 ?? throw new InvalidOperationException($"study {studyId}: run {finished.RunId} has no recorded stream");
             runs.Add(new StudyCellRun(finished.Cell, record.Outcome));
         }
-        return new StudyRecord(started, runs, events.OfType<StudyCompleted>().LastOrDefault());
+        return new StudyRecord(started, runs, events.OfType<StudyCompleted>().LastOrDefault(), events.OfType<StudyTaskPrepared>().ToList());
     }
 }

@@ -23,10 +23,13 @@ public sealed class StudyRunner(PipelineSession session)
     /// <param name="progressFor">A progress sink per run (null: no progress); told when each run starts.</param>
     /// <param name="resume">`study FILE --resume`: runs recorded earlier are kept or resumed instead of started (a new
     /// study stream links them).</param>
+    /// <param name="prepared">The tasks' preparations (<see cref="Preparation.TaskPreparation"/>), recorded on the study's
+    /// stream before its runs; <paramref name="study"/>'s specs already name them.</param>
     /// <returns>The study's id and each cell's outcome, in the study's run order.</returns>
     public async Task<(Guid StudyId, IReadOnlyList<(StudyCell Cell, RunOutcome Outcome)> Runs)> RunAsync(
         Study study, string sourceText, string? sourceName,
-        Func<StudyProgress, IProgress<RunProgress>?>? progressFor, CancellationToken ct, ResumePlan? resume = null)
+        Func<StudyProgress, IProgress<RunProgress>?>? progressFor, CancellationToken ct, ResumePlan? resume = null,
+        IReadOnlyList<StudyTaskPrepared>? prepared = null)
     {
         var studyId = NewId.NextGuid();
         await _journal.StartAsync(studyId, new StudyStarted
@@ -34,6 +37,8 @@ public sealed class StudyRunner(PipelineSession session)
             StudyId = studyId, Name = study.Name, SourceText = sourceText, SourceName = sourceName,
             RunCount = study.Runs.Count, StartedAt = DateTimeOffset.UtcNow,
         }, ct);
+        if (prepared is { Count: > 0 })
+            await _journal.AppendAsync(studyId, prepared.Select(p => (object)(p with { StudyId = studyId })), ct);
 
         var finished = new List<(StudyCell, RunOutcome)>();
         var made = new Dictionary<string, RunOutcome>();

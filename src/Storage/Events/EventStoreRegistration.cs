@@ -40,6 +40,7 @@ public static class EventStoreRegistration
         typeof(StudyStarted),
         typeof(StudyRunFinished),
         typeof(StudyCompleted),
+        typeof(StudyTaskPrepared),
         typeof(PreferenceDatasetBuilt),
         typeof(RewardModelTrained),
     ];

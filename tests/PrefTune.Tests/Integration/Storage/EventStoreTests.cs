@@ -49,6 +49,7 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(StudyStarted), "study_started" },
         { typeof(StudyRunFinished), "study_run_finished" },
         { typeof(StudyCompleted), "study_completed" },
+        { typeof(StudyTaskPrepared), "study_task_prepared" },
         { typeof(PreferenceDatasetBuilt), "preference_dataset_built" },
         { typeof(RewardModelTrained), "reward_model_trained" },
     };
