@@ -18,7 +18,7 @@ public static class EventStoreRegistration
 {
     /// <summary>
     /// Every fact a run's stream records, then those of a study's stream (keyed by StudyId; it links the runs of
-    /// a study grid), then a preference dataset's (keyed by DatasetId) and a reward model's (keyed by RewardModelId). Their stored names are pinned by a test: renaming one needs a MapEventType.
+    /// a study grid), then a preference dataset's (keyed by DatasetId) a reward model's (keyed by RewardModelId) and a fine-tuned policy's (keyed by PolicyId). Their stored names are pinned by a test: renaming one needs a MapEventType.
     /// </summary>
     public static IReadOnlyList<Type> RecordedEvents { get; } =
     [
@@ -43,6 +43,7 @@ public static class EventStoreRegistration
         typeof(StudyTaskPrepared),
         typeof(PreferenceDatasetBuilt),
         typeof(RewardModelTrained),
+        typeof(PolicyFineTuned),
     ];
 
     /// <summary>Registers Marten (lightweight sessions) on <paramref name="connectionString"/>, tables in <paramref name="schema"/>.</summary>

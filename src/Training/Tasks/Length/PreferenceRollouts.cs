@@ -78,7 +78,8 @@ public static class PreferenceRollouts
         return samples;
     }
 
-    private static int[] ResponseIds(string text, string promptText, int[] prompt, ITextTokenizer tokenizer, string where)
+    /// <summary>A response's ids after <paramref name="prompt"/>'s within encode(prompt + response) (shared with SFT's data).</summary>
+    internal static int[] ResponseIds(string text, string promptText, int[] prompt, ITextTokenizer tokenizer, string where)
     {
         var whole = tokenizer.Encode(text);
         if (whole.Length >= prompt.Length && whole.AsSpan(0, prompt.Length).SequenceEqual(prompt))

@@ -68,6 +68,7 @@ public sealed class When_the_command_line_writes_to_a_pipe
             .Select(line => System.Text.RegularExpressions.Regex.Match(line, @"^    ([a-z][a-z-]*)\b").Groups[1].Value)
             .Where(name => name != "").ToList();
         Assert.Contains("train-rm", commands);
+        Assert.Contains("sft", commands);
 
         foreach (var command in commands)
         {

@@ -52,6 +52,7 @@ public sealed class When_a_run_is_recorded(PostgresServer server, ITestOutputHel
         { typeof(StudyTaskPrepared), "study_task_prepared" },
         { typeof(PreferenceDatasetBuilt), "preference_dataset_built" },
         { typeof(RewardModelTrained), "reward_model_trained" },
+        { typeof(PolicyFineTuned), "policy_fine_tuned" },
     };
 
     [Theory]
