@@ -61,7 +61,7 @@ public class Loading_a_study_with_a_broken_base
     {
         var problem = ProblemAt(Minimal + "\nreward: []", "reward", "unknown key 'reward'");
 
-        Assert.Equal("kind, name, description, seeds, torch_threads, task, optimizer, reward_model, loop, methods, rewards, sweeps", problem.Allowed);
+        Assert.Equal("kind, name, description, seeds, torch_threads, task, optimizer, reward_model, loop, methods, rewards, sweeps, prepare", problem.Allowed);
     }
 
     [Fact]
