@@ -147,6 +147,12 @@ internal static class LanguageModelChecks
             return model;
         }
         var config = Checkpoints.ReadConfig(model.Path);
+        if (config.NumLabels != 1)
+        {
+            reader.Add("reward_model.path", $"{model.Path}: a classifier with {config.NumLabels} labels (config.json); a reward model's head gives one scalar score",
+                "a sequence classifier with num_labels 1, as train-rm writes");
+            return model;
+        }
         var tokenizerFile = RewardModelScorer.TokenizerFile(model);
         if (tokenizerFile is not null)
         {

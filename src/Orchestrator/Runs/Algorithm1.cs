@@ -1,4 +1,5 @@
 using MassTransit;
+using PrefTune.Training.Tasks.Length;
 using PrefTune.Messages;
 
 namespace PrefTune.Orchestrator.Runs;
@@ -163,13 +164,16 @@ public sealed class Algorithm1
     private async Task<OfflineDataset> BuildDatasetAsync(RunState run, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
-        var batch = run.Spec.Task.Length is { Dataset: not "" } length
-            ? await DatasetFromFileAsync(run, length.Dataset, ct)
+        var fromFile = run.Spec.Task.Length is { Dataset: not "" };
+        var batch = fromFile
+            ? await DatasetFromFileAsync(run, run.Spec.Task.Length!.Dataset, ct)
             : await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, run.DrawPrompts(loop.DatasetPrompts), loop.DatasetResponses, run.Reference!, ct);
         run.SamplesDrawn += batch.SamplesDrawn;
         run.RewardQueries += batch.RewardQueries;
         await record.AppendAsync(run.RunId, batch.Facts, ct);
-        return new OfflineDataset(batch.Samples, loop.DatasetResponses, new Random(run.Spec.Seed));
+        // a file's groups are its rows, whatever loop.dataset_* say (an experiment file sets them from the file; a spec made
+        // in code need not)
+        return new OfflineDataset(batch.Samples, fromFile ? PreferenceRollouts.ResponsesPerRow : loop.DatasetResponses, new Random(run.Spec.Seed));
     }
 
     /// <summary>

@@ -10,6 +10,9 @@ namespace PrefTune.Training.Tasks.Length;
 /// </summary>
 public static class PreferenceRollouts
 {
+    /// <summary>Each row is one prompt group of this many rollouts: y_w and y_l.</summary>
+    public const int ResponsesPerRow = 2;
+
     /// <summary>Reads <paramref name="file"/> and converts its rows for the policy <paramref name="model"/> names.</summary>
     /// <exception cref="ArgumentException">The file cannot be read or a row cannot be a response of this policy (file, row and column named).</exception>
     public static async Task<IReadOnlyList<TrainingSample>> ReadAsync(string file, LanguageModelSpec model, Guid batchId, CancellationToken ct = default)
@@ -41,7 +44,7 @@ public static class PreferenceRollouts
     public static IReadOnlyList<TrainingSample> FromRows(IReadOnlyList<PreferenceRow> rows, ITextTokenizer tokenizer, int? stopId, int maxNewTokens,
         int maxPositions, Guid batchId, string file)
     {
-        var samples = new List<TrainingSample>(2 * rows.Count);
+        var samples = new List<TrainingSample>(ResponsesPerRow * rows.Count);
         for (var i = 0; i < rows.Count; i++)
         {
             var row = rows[i];

@@ -48,6 +48,30 @@ public class When_an_experiment_names_a_reward_model
     }
 
     [Fact]
+    public void A_classifier_with_two_labels_is_reported_at_reward_model_path()
+    {
+        ExperimentText.ProblemAt(WithRewardModel($"  path: {TwoLabels.Value}"), "reward_model.path", "a classifier with 2 labels (config.json)");
+    }
+
+    [Fact]
+    public void A_score_head_that_does_not_match_its_config_names_the_tensor()
+    {
+        // config.json says 2 labels, the weights hold a 1-label head: the loader names the tensor and both shapes
+        var directory = Directory.CreateTempSubdirectory("preftune-rm-head-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(Random512.Value))
+                File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+            var config = Path.Combine(directory, "config.json");
+            File.WriteAllText(config, File.ReadAllText(config).Replace("\"num_labels\": 1", "\"num_labels\": 2"));
+            Assert.Contains("\"num_labels\": 2", File.ReadAllText(config));
+
+            ExperimentText.ProblemAt(WithRewardModel($"  path: {directory}"), "reward_model.path", "score.weight");
+        }
+        finally { Directory.Delete(directory, recursive: true); }
+    }
+
+    [Fact]
     public void A_tokenizer_larger_than_its_vocabulary_is_reported_at_reward_model_tokenizer()
     {
         ExperimentText.ProblemAt(WithRewardModel($"  path: {TinyRm}\n  tokenizer: {StoriesTokenizer}"), "reward_model.tokenizer",
