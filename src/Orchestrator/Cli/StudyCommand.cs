@@ -48,6 +48,11 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         var runner = new StudyRunner(session);
         Action<string>? log = settings.Json ? null : line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]");
         log?.Invoke(StudyPlan.Describe(study));
+        if (log is not null)
+            log(await StudyPlan.EstimateAsync(session.Store, study, cancellationToken) is { } estimate
+                ? $"about {StudyPlan.Say(estimate.Estimate)} of runs on this machine, timed by {estimate.Runs} earlier runs of this model recorded here"
+                  + (study.Preparation is null ? "" : ", plus the preparations")
+                : "no earlier run of this model is recorded here to time the study by; the progress bar estimates once runs finish");
         // Each task's data and reward model first (found again when prepared before): the runs' specs name them.
         var (prepared, preparations) = await TaskPreparation.PrepareAsync(study, Path.Combine(Path.GetFullPath(options.DataFolder), TaskPreparation.FolderName),
             session.Journal, Path.GetFullPath(settings.Study), log, cancellationToken);

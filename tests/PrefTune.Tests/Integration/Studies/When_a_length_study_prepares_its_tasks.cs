@@ -109,6 +109,15 @@ public sealed class When_a_length_study_prepares_its_tasks(PostgresServer postgr
         await using (var query = session.Store.QuerySession())
             Assert.Equal(2, await query.Events.QueryRawEventDataOnly<PreferenceDatasetBuilt>().CountAsync());
 
+        // The next study of this model is timed by these runs: twice the steps, about twice the time.
+        var estimate = (await StudyPlan.EstimateAsync(session.Store, prepared, CancellationToken.None))!.Value;
+        Assert.Equal(4, estimate.Runs);
+        var longer = prepared with { Runs = prepared.Runs.Select(r => r with { Spec = r.Spec with { Loop = r.Spec.Loop with { GradientSteps = 4 } } }).ToList() };
+        var twice = (await StudyPlan.EstimateAsync(session.Store, longer, CancellationToken.None))!.Value;
+        // work per pair of runs, in samples of 24 tokens (sampled + evaluated + trained): online 16 + 32 + 16 -> 32 + 48 + 32,
+        // offline (its D_pref read from the file) 0 + 32 + 16 -> 0 + 48 + 32: 112 -> 192
+        Assert.Equal(192.0 / 112, twice.Estimate / estimate.Estimate, 6);
+
         // A counterfactual replay: another loss (IPO) on the on-policy DPO run's recorded samples, step for step.
         var online = ran.First(r => r.Cell.Reward == "min" && r.Outcome.Spec.Method.Data == DataSource.Online).Outcome;
         var recorded = (await RecordedRun.LoadAsync(session.Store, online.RunId, CancellationToken.None))!;
