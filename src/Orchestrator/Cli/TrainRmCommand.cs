@@ -14,7 +14,7 @@ namespace PrefTune.Orchestrator.Cli;
 
 /// <summary>
 /// `preftune train-rm DATASET --model PATH --output DIR`: a proxy reward model (<see cref="RewardModelTraining"/>)
-/// trained on a preference-pair JSONL file and written as a Hugging Face directory that reward_model.path can name
+/// trained on a preference-pair file (JSONL or Parquet) and written as a Hugging Face directory that reward_model.path can name
 /// (config.json, model.safetensors, the tokenizer files), with metrics.jsonl, summary.json and preftune.json beside it;
 /// the training is recorded as <see cref="RewardModelTrained"/> on a stream of its own.
 /// </summary>
@@ -23,7 +23,7 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
     public sealed class Settings : StoreSettings
     {
         [CommandArgument(0, "<DATASET>")]
-        [Description("Preference pairs, JSONL: prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref (y_w preferred; y_w and y_l hold prompt + response).")]
+        [Description("Preference pairs, .jsonl or .parquet: prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref (y_w preferred; y_w and y_l hold prompt + response).")]
         public string Dataset { get; init; } = "";
 
         [CommandOption("--model <PATH>")]
@@ -112,7 +112,7 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         catch (ArgumentException e) { throw new ArgumentException("--" + e.Message.Replace('_', '-')); }
         var source = new RewardModelSource(Path.GetFullPath(settings.Dataset), Path.GetFullPath(settings.Model),
             settings.Tokenizer is null ? "" : Path.GetFullPath(settings.Tokenizer), settings.Device, settings.Threads);
-        var plan = RewardModelJob.Plan(source, training, output);
+        var plan = await RewardModelJob.PlanAsync(source, training, output, cancellationToken);
 
         var options = await PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
         using var store = EventStoreRegistration.For(options.Database!, options.Schema);

@@ -7,6 +7,7 @@ using PrefTune.Orchestrator.Runs;
 using PrefTune.Training;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Rewards;
+using PrefTune.Training.Tasks.Length;
 
 namespace PrefTune.Orchestrator.Preparation;
 
@@ -14,27 +15,28 @@ namespace PrefTune.Orchestrator.Preparation;
 /// <param name="Tokenizer">tokenizer.json or a llama2.c tokenizer .bin; empty: the model directory's tokenizer.json.</param>
 public sealed record RewardModelSource(string Dataset, string Model, string Tokenizer = "", string? Device = null, int Threads = 1);
 
-/// <summary>What <see cref="RewardModelJob.Plan"/> found: the pairs, the tokenizer file the texts are encoded with and the
-/// tokenizer files copied beside the model.</summary>
+/// <summary>What <see cref="RewardModelJob.PlanAsync"/> found: the pairs as tokenized, the tokenizer file they were encoded
+/// with and the tokenizer files copied beside the model.</summary>
 public sealed record RewardModelPlan(RewardModelSource Source, RewardTrainingSettings Training, string Output,
-    IReadOnlyList<PreferencePair> Pairs, string Tokenizer, IReadOnlyList<(string From, string Name)> TokenizerFiles);
+    IReadOnlyList<TokenizedPair> Pairs, string Tokenizer, IReadOnlyList<(string From, string Name)> TokenizerFiles);
 
 /// <summary>
-/// A proxy reward model (<see cref="RewardModelTraining"/>) trained on a preference-pair file and written as a Hugging Face
+/// A proxy reward model (<see cref="RewardModelTraining"/>) trained on a preference-pair file (JSONL or Parquet,
+/// <see cref="PreferenceDataFiles"/>) and written as a Hugging Face
 /// directory that reward_model.path can name (config.json, model.safetensors, the tokenizer files, metrics.jsonl,
 /// summary.json, preftune.json), recorded as <see cref="RewardModelTrained"/> on a stream of its own. `preftune train-rm`
 /// and a study's preparation both train here.
 /// </summary>
 public static class RewardModelJob
 {
-    /// <summary>The checks that need no database and no weights, and the pairs read: a wrong flag or file fails before
-    /// anything is started.</summary>
-    public static RewardModelPlan Plan(RewardModelSource source, RewardTrainingSettings training, string output)
+    /// <summary>The checks that need no database and no weights, and the pairs read and tokenized: a wrong flag, file or
+    /// pair (a text that does not continue its prompt, or outgrows the context) fails before anything is started.</summary>
+    public static async Task<RewardModelPlan> PlanAsync(RewardModelSource source, RewardTrainingSettings training, string output, CancellationToken ct = default)
     {
         output = Path.GetFullPath(output);
         HfExport.EnsureEmptyOrAbsent(output);
         training.Validate();
-        var pairs = PreferencePairsFile.Read(source.Dataset);
+        var pairs = await PreferenceDataFiles.ReadAsync(source.Dataset, ct);
         var spec = new LanguageModelSpec { Path = source.Model, Tokenizer = source.Tokenizer };
         var files = HfExport.TokenizerFilesOf(spec);
         var tokenizer = spec.Tokenizer != "" ? spec.Tokenizer
@@ -43,7 +45,10 @@ public static class RewardModelJob
         var config = Checkpoints.ReadConfig(source.Model);   // header only: a wrong model fails before the database is started
         if (config.Head == ModelHead.SequenceClassification && config.NumLabels != 1)
             throw new ArgumentException($"--model {source.Model}: a classifier with {config.NumLabels} labels; a reward model has 1");
-        return new RewardModelPlan(source, training, output, pairs, tokenizer, files);
+        using var encoder = TextTokenizers.Load(tokenizer);
+        TokenizerChecks.EnsureFits(encoder, config, tokenizer);
+        var tokenized = RewardModelTraining.Tokenize(pairs, encoder, config, training.MarginScale, source.Dataset);
+        return new RewardModelPlan(source, training, output, tokenized, tokenizer, files);
     }
 
     /// <param name="onProgress">Each training step and held-out evaluation, as it happens.</param>
@@ -51,13 +56,9 @@ public static class RewardModelJob
     public static async Task<(RewardModelTrained Fact, RewardTrainingResult Result)> TrainAsync(RewardModelPlan plan,
         EventJournal journal, Action<object>? onProgress, CancellationToken ct)
     {
-        var (source, training, output, pairs, tokenizerPath, tokenizerFiles) = plan;
-        var config = Checkpoints.ReadConfig(source.Model);
+        var (source, training, output, tokenized, tokenizerPath, tokenizerFiles) = plan;
 
         TorchRuntime.UseThreads(source.Threads);
-        using var tokenizer = TextTokenizers.Load(tokenizerPath);
-        TokenizerChecks.EnsureFits(tokenizer, config, tokenizerPath);
-        var tokenized = RewardModelTraining.Tokenize(pairs, tokenizer, config, training.MarginScale, source.Dataset);
         using var model = LoadRewardModel(source.Model, source.Device, training.Seed);
         var lines = new List<string>();
         var result = RewardModelTraining.Train(model, tokenized, training, progress =>

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using PrefTune.Messages;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Optimization;
+using PrefTune.Training.Tasks.Length;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -126,21 +127,30 @@ public static class RewardModelTraining
         return model;
     }
 
-    /// <summary>Encodes each pair's two texts with the reward model's tokenizer; h = marginScale x score_diff.</summary>
-    /// <exception cref="ArgumentException">A text encodes to nothing or to more tokens than the model's context (names the line and column).</exception>
-    public static IReadOnlyList<TokenizedPair> Tokenize(IReadOnlyList<PreferencePair> pairs, ITextTokenizer tokenizer, LanguageModelConfig config, double marginScale, string file)
+    /// <summary>Encodes each row's y_w and y_l whole with the reward model's tokenizer; h = marginScale x score_diff.</summary>
+    /// <param name="file">Names rows built in memory in messages; a row read from a file names its own line or row.</param>
+    /// <exception cref="ArgumentException">A text that does not start with its prompt (the model reads the whole text, and
+    /// such a pair was built wrong), encodes to nothing, or exceeds the model's context or vocabulary: file, line/row and
+    /// column named.</exception>
+    public static IReadOnlyList<TokenizedPair> Tokenize(IReadOnlyList<PreferenceRow> rows, ITextTokenizer tokenizer, LanguageModelConfig config, double marginScale, string file)
     {
-        int[] Encode(PreferencePair pair, string column, string text)
+        int[] Encode(PreferenceRow row, string where, string column, string text)
         {
+            if (!text.StartsWith(row.Prompt, StringComparison.Ordinal))
+                throw new ArgumentException($"{where}, column {column}: does not start with the row's prompt (y_w and y_l hold prompt + response)");
             var ids = tokenizer.Encode(text);
-            if (ids.Length == 0) throw new PreferenceDataException(file, pair.Line, column, "encodes to no token");
+            if (ids.Length == 0) throw new ArgumentException($"{where}, column {column}: encodes to no token");
             if (ids.Length > config.MaxPositions)
-                throw new PreferenceDataException(file, pair.Line, column, $"{ids.Length} tokens exceed {config.Architecture}'s context of {config.MaxPositions}");
+                throw new ArgumentException($"{where}, column {column}: {ids.Length} tokens exceed {config.Architecture}'s context of {config.MaxPositions}");
             if (ids.Any(id => id < 0 || id >= config.VocabSize))
-                throw new PreferenceDataException(file, pair.Line, column, $"the tokenizer gives an id outside {config.Architecture}'s vocabulary of {config.VocabSize}");
+                throw new ArgumentException($"{where}, column {column}: the tokenizer gives an id outside {config.Architecture}'s vocabulary of {config.VocabSize}");
             return ids;
         }
-        return pairs.Select(p => new TokenizedPair(Encode(p, "y_w", p.Chosen), Encode(p, "y_l", p.Rejected), marginScale * p.ScoreDiff)).ToList();
+        return rows.Select((r, i) =>
+        {
+            var where = r.NamedIn(file, i);
+            return new TokenizedPair(Encode(r, where, "y_w", r.YW), Encode(r, where, "y_l", r.YL), marginScale * r.ScoreDiff);
+        }).ToList();
     }
 
     /// <summary>

@@ -8,8 +8,10 @@ namespace PrefTune.Training.Tasks.Length;
 /// <summary>
 /// The paper's relabeled preference format on disk (PAPER.md, Problem 2): columns <c>prompt, y_w, y_l, y_w_score,
 /// y_l_score, score_diff, y_ref</c>, as JSONL (one object per line) or Parquet (one row group, strings and doubles).
-/// The reader takes either by extension; a missing column, a bad line or a null names the file, the line (JSONL, from 1)
-/// or row (Parquet, from 0) and the column.
+/// The reader takes either by extension; a missing column, a bad line, a null or a score that is not a finite number
+/// names the file, the line (JSONL, from 1, blank lines skipped but counted) or row (Parquet, from 0) and the column,
+/// and each row read carries that place (<see cref="PreferenceRow.Where"/>) for its consumers' messages. y_ref may be
+/// null. What a consumer needs beyond the format (the reward model: y_w and y_l continue the prompt) it checks itself.
 /// </summary>
 public static class PreferenceDataFiles
 {
@@ -55,16 +57,19 @@ public static class PreferenceDataFiles
     }
 
     /// <summary>Reads a .jsonl or .parquet file of the format.</summary>
-    /// <exception cref="ArgumentException">A missing file or column, a bad line, a null or a non-number score: file, line/row and column named.</exception>
+    /// <exception cref="ArgumentException">A missing file or column, no rows, a bad line, a null or a score that is not a
+    /// finite number: file, line/row and column named.</exception>
     public static async Task<IReadOnlyList<PreferenceRow>> ReadAsync(string path, CancellationToken ct = default)
     {
         if (!File.Exists(path)) throw new ArgumentException($"{path}: no such file");
-        return Path.GetExtension(path).ToLowerInvariant() switch
+        var rows = Path.GetExtension(path).ToLowerInvariant() switch
         {
             ".jsonl" => ReadJsonl(path),
             ".parquet" => await ReadParquetAsync(path, ct),
             var other => throw new ArgumentException($"{path}: unknown extension '{other}'; a preference dataset is .jsonl or .parquet"),
         };
+        if (rows.Count == 0) throw new ArgumentException($"{path}: holds no pair");
+        return rows;
     }
 
     private static List<PreferenceRow> ReadJsonl(string path)
@@ -75,28 +80,29 @@ public static class PreferenceDataFiles
         {
             number++;
             if (string.IsNullOrWhiteSpace(line)) continue;
+            var where = $"{path}, line {number}";
             JsonObject row;
             try
             {
-                row = JsonNode.Parse(line) as JsonObject ?? throw new ArgumentException($"{path}, line {number}: expected a JSON object");
+                row = JsonNode.Parse(line) as JsonObject ?? throw new ArgumentException($"{where}: expected a JSON object");
             }
             catch (JsonException e)
             {
-                throw new ArgumentException($"{path}, line {number}: not valid JSON ({e.Message})");
+                throw new ArgumentException($"{where}: not valid JSON ({e.Message})");
             }
-            string Text(string column) => row[column] switch
-            {
-                null => throw new ArgumentException($"{path}, line {number}, column {column}: missing"),
-                JsonValue v when v.TryGetValue<string>(out var s) => s,
-                _ => throw new ArgumentException($"{path}, line {number}, column {column}: expected a string"),
-            };
-            double Score(string column) => row[column] switch
-            {
-                null => throw new ArgumentException($"{path}, line {number}, column {column}: missing"),
-                JsonValue v when v.TryGetValue<double>(out var d) => d,
-                _ => throw new ArgumentException($"{path}, line {number}, column {column}: expected a number"),
-            };
-            rows.Add(new PreferenceRow(Text("prompt"), Text("y_w"), Text("y_l"), Score("y_w_score"), Score("y_l_score"), Score("score_diff"), Text("y_ref")));
+            // a key that is absent is missing; a key set to null is a wrong value (allowed for y_ref alone)
+            JsonNode? Value(string column) =>
+                row.TryGetPropertyValue(column, out var value) ? value : throw new ArgumentException($"{where}, column {column}: missing");
+            string Text(string column) => Value(column) is JsonValue v && v.TryGetValue<string>(out var s) ? s
+                : throw new ArgumentException($"{where}, column {column}: expected a string");
+            double Score(string column) => Value(column) is JsonValue v && v.TryGetValue<double>(out var d)
+                ? Finite(d, where, column)
+                : throw new ArgumentException($"{where}, column {column}: expected a number");
+            var prompt = Text("prompt");
+            var (yw, yl) = (Text("y_w"), Text("y_l"));
+            var (ywScore, ylScore, diff) = (Score("y_w_score"), Score("y_l_score"), Score("score_diff"));
+            var reference = Value("y_ref") is null ? null : Text("y_ref");
+            rows.Add(new PreferenceRow(prompt, yw, yl, ywScore, ylScore, diff, reference) { Where = where });
         }
         return rows;
     }
@@ -121,7 +127,7 @@ public static class PreferenceDataFiles
             using var group = reader.OpenRowGroupReader(g);
             var count = checked((int)group.RowCount);
             var offset = rows.Count;   // rows are numbered across row groups
-            var columns = new Dictionary<string, object[]>();
+            var columns = new Dictionary<string, object?[]>();
             foreach (var column in Columns)
             {
                 var field = fields[column];
@@ -139,15 +145,23 @@ public static class PreferenceDataFiles
                 else
                     await ReadNumbersAsync(group, field, values, path, column, ct);
                 for (var i = 0; i < count; i++)
-                    if (values[i] is null) throw new ArgumentException($"{path}, row {offset + i}, column {column}: null");
-                columns[column] = values!;
+                {
+                    if (values[i] is null && column != "y_ref") throw new ArgumentException($"{path}, row {offset + i}, column {column}: null");
+                    if (values[i] is double d) Finite(d, $"{path}, row {offset + i}", column);
+                }
+                columns[column] = values;
             }
             for (var i = 0; i < count; i++)
-                rows.Add(new PreferenceRow((string)columns["prompt"][i], (string)columns["y_w"][i], (string)columns["y_l"][i],
-                    (double)columns["y_w_score"][i], (double)columns["y_l_score"][i], (double)columns["score_diff"][i], (string)columns["y_ref"][i]));
+                rows.Add(new PreferenceRow((string)columns["prompt"][i]!, (string)columns["y_w"][i]!, (string)columns["y_l"][i]!,
+                    (double)columns["y_w_score"][i]!, (double)columns["y_l_score"][i]!, (double)columns["score_diff"][i]!, (string?)columns["y_ref"][i])
+                    { Where = $"{path}, row {offset + i}" });
         }
         return rows;
     }
+
+    /// <summary>A score must be a finite number: NaN or an infinity would poison every loss and mean it enters.</summary>
+    private static double Finite(double score, string where, string column) =>
+        double.IsFinite(score) ? score : throw new ArgumentException($"{where}, column {column}: {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a finite number");
 
     /// <summary>A score column as doubles, nulls as null: double or integer columns (pandas writes integer scores as
     /// int64, and its columns as optional), read as the type they hold.</summary>
@@ -175,7 +189,7 @@ public static class PreferenceDataFiles
         else throw new ArgumentException($"{path}, column {column}: holds {field.ClrType.Name}, expected numbers");
     }
 
-    private static string TextOf(PreferenceRow row, string column) => column switch
+    private static string? TextOf(PreferenceRow row, string column) => column switch
     {
         "prompt" => row.Prompt, "y_w" => row.YW, "y_l" => row.YL, "y_ref" => row.YRef,
         _ => throw new ArgumentOutOfRangeException(nameof(column), column, null),

@@ -7,7 +7,19 @@ namespace PrefTune.Training.Tasks.Length;
 
 /// <summary>One row of the paper's relabeled preference data (PAPER.md, Problem 2): y_w and y_l hold prompt + response
 /// text, y_ref prompt + a reference response; score_diff = y_w_score - y_l_score (>= 0).</summary>
-public sealed record PreferenceRow(string Prompt, string YW, string YL, double YWScore, double YLScore, double ScoreDiff, string YRef);
+/// <param name="YRef">Null allowed: no consumer reads it (the builder always writes one), and other tools' files may
+/// leave it empty.</param>
+public sealed record PreferenceRow(string Prompt, string YW, string YL, double YWScore, double YLScore, double ScoreDiff, string? YRef)
+{
+    /// <summary>"FILE, line N" (JSONL, from 1) or "FILE, row N" (Parquet, from 0) for a row read by
+    /// <see cref="PreferenceDataFiles.ReadAsync"/>; null for a row built in memory. Part of equality, as every field of a
+    /// record is: compare rows read from two files with it set to null.</summary>
+    public string? Where { get; init; }
+
+    /// <summary>How a message names the row: <see cref="Where"/>, or for a row built in memory its place among
+    /// <paramref name="file"/>'s rows, from 1.</summary>
+    public string NamedIn(string file, int index) => Where ?? $"{file}, row {index + 1}";
+}
 
 /// <summary>How a dataset is sampled and paired.</summary>
 public sealed record PreferenceDatasetSettings

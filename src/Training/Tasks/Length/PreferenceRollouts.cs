@@ -18,7 +18,6 @@ public static class PreferenceRollouts
     public static async Task<IReadOnlyList<TrainingSample>> ReadAsync(string file, LanguageModelSpec model, Guid batchId, CancellationToken ct = default)
     {
         var rows = await PreferenceDataFiles.ReadAsync(file, ct);
-        if (rows.Count == 0) throw new ArgumentException($"{file}: holds no pair");
         var config = Checkpoints.ReadConfig(model.Path);
         using var tokenizer = TextTokenizers.Load(LengthTask.TokenizerPath(model));
         var stop = LanguageModelFamily.StopIdsOf(model, config);
@@ -48,7 +47,7 @@ public static class PreferenceRollouts
         for (var i = 0; i < rows.Count; i++)
         {
             var row = rows[i];
-            var where = $"{file}, row {i + 1}";   // rows from 1: a JSONL file's line when it has no blank lines
+            var where = row.NamedIn(file, i);
             var prompt = tokenizer.Encode(row.Prompt);
             if (prompt.Length == 0) throw new ArgumentException($"{where}, column prompt: encodes to no tokens");
             foreach (var (text, score, column, index) in new[] { (row.YW, row.YWScore, "y_w", 0), (row.YL, row.YLScore, "y_l", 1) })

@@ -58,7 +58,8 @@ public sealed class When_the_command_line_builds_preference_data(PostgresServer 
         Assert.Contains("pairs from 2 prompts x 4 responses (goal skew)", stdout.ReplaceLineEndings(" "), StringComparison.Ordinal);
 
         var rows = await PreferenceDataFiles.ReadAsync(Path.Combine(output, "pairs.jsonl"));
-        Assert.Equal(rows, await PreferenceDataFiles.ReadAsync(Path.Combine(output, "pairs.parquet")));
+        var parquet = await PreferenceDataFiles.ReadAsync(Path.Combine(output, "pairs.parquet"));
+        Assert.Equal(rows.Select(r => r with { Where = null }), parquet.Select(r => r with { Where = null }));   // the same rows, each from its own file
         Assert.All(rows, r => Assert.InRange(r.YLScore, -8, 0));   // every completion cut to at most 8 tokens
 
         using var store = EventStoreRegistration.For(postgres.ConnectionString, _schema);

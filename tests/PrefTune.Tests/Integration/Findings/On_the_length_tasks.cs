@@ -87,7 +87,7 @@ public sealed class LengthTaskData : IDisposable
         var model = task.Model!;
         var config = Checkpoints.ReadConfig(model.Path);
         using var tokenizer = TextTokenizers.Load(LengthTask.TokenizerPath(model));
-        var pairs = RewardModelTraining.Tokenize(PreferencePairsFile.Read(pairsFile), tokenizer, config, RewardTraining.MarginScale, pairsFile);
+        var pairs = RewardModelTraining.Tokenize(PreferenceDataFiles.ReadAsync(pairsFile).GetAwaiter().GetResult(), tokenizer, config, RewardTraining.MarginScale, pairsFile);
         using var causal = Checkpoints.Load(model.Path);
         using var rewardModel = RewardModelTraining.FromCausalLm(causal, RewardTraining.Seed);
         var training = RewardModelTraining.Train(rewardModel, pairs, RewardTraining);

@@ -75,6 +75,6 @@ public sealed class When_an_experiment_names_a_preference_dataset : IDisposable
         ExperimentText.ProblemAt(Text(bad), "task.length.dataset", $"{bad}, line 2, column y_w: missing");
 
         var stranger = Pairs(Good, Good with { YL = "Something else." });
-        ExperimentText.ProblemAt(Text(stranger), "task.length.dataset", $"{stranger}, row 2, column y_l: does not start with the row's prompt");
+        ExperimentText.ProblemAt(Text(stranger), "task.length.dataset", $"{stranger}, line 2, column y_l: does not start with the row's prompt");
     }
 }

@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
 using PrefTune.Messages;
+using PrefTune.Orchestrator.Preparation;
 using PrefTune.Tests.Unit.LanguageModels;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Rewards;
+using PrefTune.Training.Tasks.Length;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -32,22 +34,26 @@ public sealed class ShorterIsPreferred : IDisposable
     public RewardTrainingResult Result { get; }
     public IReadOnlyList<TokenizedPair> HeldOut { get; }
 
+    /// <summary>A row of the format: y_w and y_l are the prompt continued by each response, y_ref the preferred one.</summary>
+    public static PreferenceRow Row(string prompt, string chosen, string rejected, double chosenScore = -1, double rejectedScore = -5) =>
+        new(prompt, prompt + chosen, prompt + rejected, chosenScore, rejectedScore, chosenScore - rejectedScore, prompt + chosen);
+
     public ShorterIsPreferred()
     {
         var random = new Random(11);
         string Words_(int n) => string.Concat(Enumerable.Range(0, n).Select(_ => " " + Words[random.Next(Words.Length)]));
-        var lines = new List<string>();
+        var rows = new List<PreferenceRow>();
         for (var i = 0; i < 48; i++)
         {
             var prompt = Prompts[i % Prompts.Length];
             var (shortLength, longLength) = (random.Next(1, 5), 0);
             longLength = shortLength + random.Next(3, 9);
             var (chosen, rejected) = (Words_(shortLength) + ".", Words_(longLength) + ".");
-            lines.Add(When_a_preference_dataset_is_read.Row(prompt, chosen, rejected, -shortLength, -longLength).ToJsonString());
+            rows.Add(Row(prompt, chosen, rejected, -shortLength, -longLength));
         }
-        File.WriteAllLines(Dataset, lines);
+        PreferenceDataFiles.WriteJsonl(Dataset, rows);
 
-        var pairs = PreferencePairsFile.Read(Dataset);
+        var pairs = PreferenceDataFiles.ReadAsync(Dataset).GetAwaiter().GetResult();
         using var causal = Fixtures.Load(Fixtures.StoriesHf);
         using var tokenizer = TextTokenizers.Load(Fixtures.StoriesHf);
         Pairs = RewardModelTraining.Tokenize(pairs, tokenizer, causal.Config, marginScale: 0, Dataset);
@@ -134,12 +140,43 @@ public sealed class When_a_reward_model_is_trained(ShorterIsPreferred trained, X
     }
 
     [Fact]
-    public void A_text_longer_than_the_context_names_its_line_and_column()
+    public async Task A_text_longer_than_the_context_names_its_line_and_column()
     {
         using var tokenizer = TextTokenizers.Load(Fixtures.StoriesHf);
         var config = trained.Model.Config with { MaxPositions = 4 };
-        var e = Assert.Throws<PreferenceDataException>(() => RewardModelTraining.Tokenize(PreferencePairsFile.Read(trained.Dataset), tokenizer, config, 0, trained.Dataset));
-        Assert.Equal((1, "y_w"), (e.Line, e.Column));
+        var rows = await PreferenceDataFiles.ReadAsync(trained.Dataset);
+        var e = Assert.Throws<ArgumentException>(() => RewardModelTraining.Tokenize(rows, tokenizer, config, 0, trained.Dataset));
+        Assert.StartsWith($"{trained.Dataset}, line 1, column y_w: ", e.Message, StringComparison.Ordinal);
+        Assert.Contains("exceed", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The reward model reads y_w and y_l whole, so a text that does not continue its prompt is a pair built
+    /// wrong: refused where the pairs are tokenized, naming the file, line and column.</summary>
+    [Fact]
+    public async Task A_text_that_does_not_continue_the_prompt_names_its_line_and_column()
+    {
+        var file = Path.Combine(trained.Folder, "stranger.jsonl");
+        PreferenceDataFiles.WriteJsonl(file, [ShorterIsPreferred.Row("Once", " upon", " upon a time"), ShorterIsPreferred.Row("Tom", " ran", " ran far") with { YW = "Twice upon" }]);
+        using var tokenizer = TextTokenizers.Load(Fixtures.StoriesHf);
+        var rows = await PreferenceDataFiles.ReadAsync(file);
+        var e = Assert.Throws<ArgumentException>(() => RewardModelTraining.Tokenize(rows, tokenizer, trained.Model.Config, 0, file));
+        Assert.StartsWith($"{file}, line 2, column y_w: does not start with the row's prompt", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>train-rm reads through the format's one reader, so a Parquet file trains as its JSONL does.</summary>
+    [Fact]
+    public async Task A_parquet_file_plans_and_trains_like_its_jsonl()
+    {
+        var parquet = Path.Combine(trained.Folder, "pairs.parquet");
+        await PreferenceDataFiles.WriteParquetAsync(parquet, await PreferenceDataFiles.ReadAsync(trained.Dataset));
+        var settings = ShorterIsPreferred.Settings with { Steps = 3, Optimizer = ShorterIsPreferred.Settings.Optimizer with { WarmupSteps = 1 } };
+        var plan = await RewardModelJob.PlanAsync(new RewardModelSource(parquet, Fixtures.StoriesHf), settings, Path.Combine(trained.Folder, "rm-parquet"));
+        Assert.Equal(trained.Pairs.Select(p => (p.Chosen, p.Rejected, p.Margin)), plan.Pairs.Select(p => (p.Chosen, p.Rejected, p.Margin)));
+        using var causal = Fixtures.Load(Fixtures.StoriesHf);
+        using var model = RewardModelTraining.FromCausalLm(causal, settings.Seed);
+        var result = RewardModelTraining.Train(model, plan.Pairs, settings);
+        Assert.Equal((3, 36, 12), (result.Steps.Count, result.TrainPairs, result.EvalPairs));
+        Assert.All(result.Steps, s => Assert.True(double.IsFinite(s.Loss)));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using PrefTune.Tests.Integration.Cli;
 using PrefTune.Tests.Unit.LanguageModels;
+using PrefTune.Training.Tasks.Length;
 using Xunit;
 
 namespace PrefTune.Tests.Unit.RewardModels;
@@ -15,23 +16,29 @@ public sealed class When_the_command_line_is_given_bad_reward_model_input : IDis
     private static Task<(int ExitCode, string Output, string Error)> Run(params string[] args) =>
         PrefTuneProcess.RunAsync(database: "Host=127.0.0.1;Port=1;Username=nobody", schema: "unused", ["train-rm", .. args]);
 
+    /// <summary>A file of one good pair, then <paramref name="lines"/> as they are.</summary>
     private string Dataset(params string[] lines)
     {
         var file = Path.Combine(_folder, "pairs.jsonl");
-        File.WriteAllLines(file, lines);
+        PreferenceDataFiles.WriteJsonl(file, [ShorterIsPreferred.Row("One day", " it", " it rained")]);
+        File.AppendAllLines(file, lines);
         return file;
     }
 
-    [Fact]
-    public async Task A_missing_column_exits_2_naming_file_line_and_column()
+    /// <summary>A missing column is the reader's finding, a text that does not continue its prompt the reward model's
+    /// (where the pairs are tokenized); both come before the database is reached.</summary>
+    [Theory]
+    [InlineData("{\"prompt\": \"Once\", \"y_w\": \"Once upon\", \"y_l\": \"Once upon a time\", \"y_w_score\": -1, \"y_l_score\": -5, \"y_ref\": null}",
+        "line 2, column score_diff: missing")]
+    [InlineData("{\"prompt\": \"Once\", \"y_w\": \"Twice upon\", \"y_l\": \"Once upon a time\", \"y_w_score\": -1, \"y_l_score\": -5, \"score_diff\": 4, \"y_ref\": null}",
+        "line 2, column y_w: does not start with the row's prompt")]
+    public async Task A_bad_pair_exits_2_naming_file_line_and_column(string line, string problem)
     {
-        var bad = When_a_preference_dataset_is_read.Row("Once", " upon", " upon a time");
-        bad.Remove("score_diff");
-        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString(), bad.ToJsonString());
+        var file = Dataset(line);
         var output = Path.Combine(_folder, "rm");
         var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", output);
         Assert.True(code == 2, error);
-        Assert.Contains($"{file}:2: column 'score_diff': missing", error);
+        Assert.Contains($"{file}, {problem}", error);
         Assert.DoesNotContain("   at ", error);   // a message, not a stack trace
         Assert.False(Directory.Exists(output));
     }
@@ -39,7 +46,7 @@ public sealed class When_the_command_line_is_given_bad_reward_model_input : IDis
     [Fact]
     public async Task A_non_empty_output_is_never_touched()
     {
-        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString());
+        var file = Dataset();
         var output = Directory.CreateDirectory(Path.Combine(_folder, "taken")).FullName;
         File.WriteAllText(Path.Combine(output, "notes.txt"), "mine");
         var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", output);
@@ -52,7 +59,7 @@ public sealed class When_the_command_line_is_given_bad_reward_model_input : IDis
     [Fact]
     public async Task A_bad_number_names_its_option()
     {
-        var file = Dataset(When_a_preference_dataset_is_read.Row("One day", " it", " it rained").ToJsonString());
+        var file = Dataset();
         var (code, _, error) = await Run(file, "--model", Fixtures.StoriesHf, "--output", Path.Combine(_folder, "rm"), "--eval-fraction", "1.5");
         Assert.True(code == 2, error);
         Assert.Contains("--eval-fraction", error);
