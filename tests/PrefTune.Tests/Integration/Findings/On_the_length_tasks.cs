@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using PrefTune.Messages;
 using PrefTune.Orchestrator.Hosting;
+using PrefTune.Orchestrator.Preparation;
+using PrefTune.Orchestrator.Studies;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.ServiceDefaults;
+using PrefTune.Storage.Events;
 using PrefTune.Tests.Integration.Pipeline;
 using PrefTune.Tests.Integration.Servers;
-using PrefTune.Training;
-using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Rewards;
 using PrefTune.Training.Tasks.Length;
 using Xunit;
@@ -20,7 +21,7 @@ namespace PrefTune.Tests.Integration.Findings;
 /// with a gold gap), its pairs file, and a proxy reward model trained on it. Each goal is built the first time a test
 /// asks for it, so a test pays only for the goals it uses; the temporary folder is removed at the end.
 /// </summary>
-public sealed class LengthTaskData : IDisposable
+public sealed class LengthTaskData : IAsyncLifetime
 {
     /// <summary>48 new tokens, as the pipeline's tiny language-model runs: long enough that the reference has room to
     /// shorten (its mean is well above 20 there), short enough that a run of a dozen steps takes seconds per step.</summary>
@@ -43,13 +44,20 @@ public sealed class LengthTaskData : IDisposable
     };
 
     private readonly string _folder = Directory.CreateTempSubdirectory("preftune-length-findings-").FullName;
+    private readonly string _schema = PostgresServer.NewSchema();
     private readonly Dictionary<string, Built> _built = [];
     private readonly Lock _lock = new();
+    private PostgresServer? _postgres;
 
-    /// <summary>A goal's data: the pairs file, the reward-model directory, its held-out result, the mode it scored against
-    /// (mode only), the reference's sampled lengths and how long the building took.</summary>
-    public sealed record Built(string Goal, string PairsFile, string RewardModel, int Pairs, RewardTrainingResult Training,
-        int? ModeLength, IReadOnlyList<int> Lengths, TimeSpan Sampling, TimeSpan Elapsed);
+    /// <summary>A goal's data as a study prepares it: the pairs file, the reward model (both recorded in the event store)
+    /// and how long the preparation took.</summary>
+    public sealed record Built(string Goal, StudyTaskPrepared Prepared, TimeSpan Elapsed)
+    {
+        public string PairsFile => Prepared.DatasetFile;
+        public string RewardModel => Prepared.RewardModel;
+        public int Pairs => Prepared.Pairs;
+        public int? ModeLength => Prepared.ModeLength;
+    }
 
     /// <summary>The shipped experiment's task (Min Length on stories260K), at <see cref="MaxNewTokens"/>.</summary>
     public static TaskSpec BaseTask()
@@ -58,47 +66,41 @@ public sealed class LengthTaskData : IDisposable
         return task with { Model = task.Model! with { MaxNewTokens = MaxNewTokens } };
     }
 
-    public Built For(string goal)
+    public Built For(string goal, PostgresServer postgres)
     {
         lock (_lock)
         {
-            if (!_built.TryGetValue(goal, out var built)) _built[goal] = built = Build(goal);
+            _postgres = postgres;
+            if (!_built.TryGetValue(goal, out var built)) _built[goal] = built = Build(goal, postgres);
             return built;
         }
     }
 
-    private Built Build(string goal)
+    /// <summary>
+    /// The study's preparation of one task (<see cref="TaskPreparation"/>: preference-data's sampling and pairing, then
+    /// train-rm's training, each recorded). Mode: the mode of the sampled lengths, as PAPER.md defines it (ModeLength left
+    /// open, the builder computes it). At 48 new tokens most of the reference's stories are cut at the cap, so that mode is
+    /// the cap: Mode Length's geometry (the reward's peak where the reference has much of its mass) in its strongest form.
+    /// </summary>
+    private Built Build(string goal, PostgresServer postgres)
     {
         var clock = Stopwatch.StartNew();
         var task = BaseTask();
-        // Mode: the mode of the sampled lengths, as PAPER.md defines it (ModeLength left open, the builder computes it). At 48
-        // new tokens most of the reference's stories are cut at the cap, so that mode is the cap: Mode Length's geometry
-        // (the reward's peak where the reference has much of its mass) in its strongest form.
         task = task with { Length = task.Length! with { Goal = goal } };
-        var data = PreferenceDataset.Build(task, Dataset);
-        var sampled = clock.Elapsed;
-        var folder = Path.Combine(_folder, goal);
-        Directory.CreateDirectory(folder);
-        var pairsFile = Path.Combine(folder, "pairs.jsonl");
-        PreferenceDataFiles.WriteJsonl(pairsFile, data.Rows);
-
-        // train-rm's sequence (src/Orchestrator/Cli/TrainRmCommand.cs), without the event store
-        TorchRuntime.UseThreads(1);
-        var model = task.Model!;
-        var config = Checkpoints.ReadConfig(model.Path);
-        using var tokenizer = TextTokenizers.Load(LengthTask.TokenizerPath(model));
-        var pairs = RewardModelTraining.Tokenize(PreferenceDataFiles.ReadAsync(pairsFile).GetAwaiter().GetResult(), tokenizer, config, RewardTraining.MarginScale, pairsFile);
-        using var causal = Checkpoints.Load(model.Path);
-        using var rewardModel = RewardModelTraining.FromCausalLm(causal, RewardTraining.Seed);
-        var training = RewardModelTraining.Train(rewardModel, pairs, RewardTraining);
-        var directory = Path.Combine(folder, "rm");
-        Checkpoints.SaveHf(rewardModel, directory);
-        foreach (var (from, name) in HfExport.TokenizerFilesOf(model))
-            File.Copy(from, Path.Combine(directory, name));
-        return new Built(goal, pairsFile, directory, data.Rows.Count, training, data.ModeLength, data.Lengths, sampled, clock.Elapsed);
+        var options = new PrefTuneOptions { Database = postgres.ConnectionString, Schema = _schema };
+        using var store = EventStoreRegistration.For(options.Database, options.Schema);
+        var prepared = TaskPreparation.PrepareAsync(goal, task, new StudyPreparation { Data = Dataset, RewardModel = RewardTraining }, threads: 1,
+            _folder, new EventJournal(store, options), null, null, CancellationToken.None).GetAwaiter().GetResult();
+        return new Built(goal, prepared, clock.Elapsed);
     }
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public async Task InitializeAsync() => await Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_postgres is not null) await _postgres.DropSchemaAsync(_schema);
+        Directory.Delete(_folder, recursive: true);
+    }
 }
 
 /// <summary>
@@ -141,9 +143,6 @@ public sealed class On_the_length_tasks(PostgresServer postgres, LengthTaskData 
             {
                 B = 16, C = source == DataSource.Offline ? 2 : 8, M = 16, T = 1, GradientSteps = Steps, EvalEvery = EvalEvery,
                 EvalSamples = 32, CheckpointEvery = Steps,
-                // an offline run's D_pref is the file: one prompt group of (y_w, y_l) per row (what ExperimentFile sets from the file)
-                DatasetPrompts = source == DataSource.Offline ? built.Pairs : shipped.Loop.DatasetPrompts,
-                DatasetResponses = source == DataSource.Offline ? 2 : shipped.Loop.DatasetResponses,
             },
         };
     }
@@ -169,24 +168,20 @@ public sealed class On_the_length_tasks(PostgresServer postgres, LengthTaskData 
         return outcomes;
     }
 
-    private void Describe(LengthTaskData.Built built)
-    {
-        var final = built.Training.Final!;
-        output.WriteLine($"{built.Goal}: {built.Pairs} pairs from {built.Lengths.Count} responses (mean length {built.Lengths.Average():F1}, "
-            + $"{built.Lengths.Count(l => l == LengthTaskData.MaxNewTokens)} at the cap; mode {built.ModeLength?.ToString() ?? "-"}); "
-            + $"reward model: {built.Training.TrainPairs} train / {final.Pairs} held out, accuracy {built.Training.Evals[0].Accuracy:F3} -> {final.Accuracy:F3}, "
-            + $"margin {final.Margin:F3}, loss {built.Training.Steps[0].Loss:F3} -> {built.Training.Steps[^1].Loss:F3}; built in {built.Elapsed.TotalSeconds:F1} s ({built.Sampling.TotalSeconds:F1} s sampling)");
-    }
+    private void Describe(LengthTaskData.Built built) =>
+        output.WriteLine($"{built.Goal}: {built.Pairs} pairs (mode {built.ModeLength?.ToString() ?? "-"}); reward model held-out accuracy "
+            + $"{built.Prepared.EvalAccuracy:F3} on {built.Prepared.EvalPairs} pairs; prepared in {built.Elapsed.TotalSeconds:F1} s "
+            + $"(the dataset's length histogram: {built.Prepared.DatasetFile}/../report.json)");
 
     [Fact]
     public void The_proxy_reward_model_ranks_held_out_min_length_pairs_far_better_than_chance()
     {
-        var built = data.For("min");
+        var built = data.For("min", postgres);
         Describe(built);
-        var final = built.Training.Final!;
+        var (pairs, accuracy) = (built.Prepared.EvalPairs, built.Prepared.EvalAccuracy!.Value);
         // Held out: half of the pairs. At 0.75 on 60 or more pairs a coin (0.5, standard error 0.065) would be 4 standard errors short.
-        Assert.True(final.Pairs >= 60, $"only {final.Pairs} held-out pairs");
-        Assert.True(final.Accuracy >= 0.75, $"held-out accuracy {final.Accuracy:F3} on {final.Pairs} pairs");
+        Assert.True(pairs >= 60, $"only {pairs} held-out pairs");
+        Assert.True(accuracy >= 0.75, $"held-out accuracy {accuracy:F3} on {pairs} pairs");
     }
 
     /// <summary>The first evaluated gradient step at which the mean length is at most half the reference's (int.MaxValue: never).</summary>
@@ -212,7 +207,7 @@ public sealed class On_the_length_tasks(PostgresServer postgres, LengthTaskData 
     [Fact]
     public async Task On_min_length_every_method_halves_the_length_but_on_policy_dpo_is_the_slowest_here_not_the_fastest()
     {
-        var built = data.For("min");
+        var built = data.For("min", postgres);
         Describe(built);
         var runs = await RunAllAsync(built);
         var steps = runs.Select(StepToHalf).ToList();
@@ -228,7 +223,7 @@ public sealed class On_the_length_tasks(PostgresServer postgres, LengthTaskData 
     [Fact]
     public async Task On_mode_length_the_methods_end_close_to_each_other()
     {
-        var built = data.For("mode");
+        var built = data.For("mode", postgres);
         Describe(built);
         var runs = await RunAllAsync(built);
         var reference = -runs[0].Evaluations[0].MeanGoldReward;             // the reference's mean distance to the mode
