@@ -87,6 +87,28 @@ public sealed class When_a_language_model_run_goes_through_the_pipeline(Postgres
     }
 
     [Fact]
+    public async Task With_a_learned_reward_model_scored_in_another_process_it_gives_the_same_numbers()
+    {
+        // The Scorer child process loads the reward model from its path and scores every batch, as the in-process one does.
+        var tiny = LanguageModelRuns.Tiny("dpo", steps: 2);
+        var spec = tiny with { RewardModel = new RewardModelSpec { Path = Unit.Rewards.RewardModels.Random512.Value } };
+        var data = Directory.CreateTempSubdirectory("preftune-test-").FullName;
+        RunOutcome inProcess, overBroker;
+        await using (var session = await PipelineSession.StartAsync(Options, ServiceHosting.InProcess, CancellationToken.None))
+            inProcess = await session.RunAsync(spec, null, CancellationToken.None);
+        await using (var session = await PipelineSession.StartAsync(Options with { Broker = rabbit.AmqpUri, DataFolder = data },
+            ServiceHosting.ChildProcesses, CancellationToken.None))
+            overBroker = await session.RunAsync(spec, null, CancellationToken.None);
+        Directory.Delete(data, recursive: true);
+
+        Assert.Equal("completed", overBroker.Status);
+        Assert.All(inProcess.Evaluations, e => Assert.True(e.Metrics.ContainsKey("eval/proxy_reward")));
+        Assert.Equal(inProcess.Updates.Select(u => u.Loss), overBroker.Updates.Select(u => u.Loss));
+        Assert.Equal(inProcess.Evaluations.Select(e => e.Metrics["eval/proxy_reward"]), overBroker.Evaluations.Select(e => e.Metrics["eval/proxy_reward"]));
+        Assert.Equal(inProcess.Evaluations.Select(e => e.MeanGoldReward), overBroker.Evaluations.Select(e => e.MeanGoldReward));
+    }
+
+    [Fact]
     public async Task A_resumed_run_reaches_the_weights_of_the_uninterrupted_one()
     {
         var spec = LanguageModelRuns.Tiny("dpo", steps: 4) with { Loop = LanguageModelRuns.Tiny("dpo", steps: 4).Loop with { CheckpointEvery = 2 } };

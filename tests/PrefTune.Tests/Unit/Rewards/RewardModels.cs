@@ -19,10 +19,10 @@ internal static class RewardModels
 
     /// <summary>A random LlamaForSequenceClassification over 512 ids (the stories vocabulary), from a config.json written
     /// here and saved with <see cref="Checkpoints.SaveHf"/>: no tokenizer beside it.</summary>
-    public static readonly Lazy<string> Random512 = new(() => RandomClassifier("random-llama-rm-512", labels: 1));
+    public static readonly Lazy<string> Random512 = new(() => RandomClassifier("random-llama-rm-512-ctx512", labels: 1));
 
     /// <summary>The same shape with two labels: a sound classifier, but not a reward model (one scalar).</summary>
-    public static readonly Lazy<string> TwoLabels = new(() => RandomClassifier("random-llama-classifier-2", labels: 2));
+    public static readonly Lazy<string> TwoLabels = new(() => RandomClassifier("random-llama-classifier-2-ctx512", labels: 2));
 
     private static string RandomClassifier(string name, int labels)
     {
@@ -32,7 +32,7 @@ internal static class RewardModels
             ["architectures"] = new JsonArray("LlamaForSequenceClassification"),
             ["model_type"] = "llama",
             ["vocab_size"] = 512, ["hidden_size"] = 16, ["intermediate_size"] = 32, ["num_hidden_layers"] = 1,
-            ["num_attention_heads"] = 2, ["num_key_value_heads"] = 2, ["max_position_embeddings"] = 256,
+            ["num_attention_heads"] = 2, ["num_key_value_heads"] = 2, ["max_position_embeddings"] = 512,   // stories260K's context: a prompt and its response always fit
             ["rms_norm_eps"] = 1e-6, ["hidden_act"] = "silu", ["num_labels"] = labels, ["pad_token_id"] = 0,
             ["bos_token_id"] = 1, ["eos_token_id"] = 2,
         };
