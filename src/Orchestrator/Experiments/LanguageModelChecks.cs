@@ -172,7 +172,22 @@ internal static class LanguageModelChecks
                 $"missing: {model.Path} has no tokenizer.json, so it would read the policy's ids as they are, but its vocabulary of {config.VocabSize} "
                 + $"does not cover the policy's {vocabulary}", "the reward model's tokenizer.json or llama2.c tokenizer .bin");
         }
+        else if (LongestResponse(task) is { } longest && longest > config.MaxPositions)
+        {
+            // the reward model reads the policy's ids as they are: the longest prompt with a whole response must fit its context
+            reader.Add("reward_model.path",
+                $"{model.Path}: its context of {config.MaxPositions} tokens is shorter than the longest prompt with max_new_tokens = {task.Model!.MaxNewTokens} ({longest} tokens)",
+                "a reward model with a longer context, shorter prompts, or a lower task.model.max_new_tokens");
+        }
         return model;
+    }
+
+    /// <summary>The longest prompt's tokens plus max_new_tokens, or null when the prompts cannot be read (the task's checks say why).</summary>
+    private static int? LongestResponse(TaskSpec task)
+    {
+        if (task.Model is not { Path: not "" } model || task.Length is not { Prompts: not "" } length) return null;
+        try { return LengthTask.ReadPrompts(length.Prompts, model).Max(p => p.Tokens.Length) + model.MaxNewTokens; }
+        catch (Exception e) when (e is ArgumentException or ModelLoadException or InvalidOperationException) { return null; }
     }
 
     /// <summary>The policy model's vocabulary size, or null when it cannot be read (the task's own checks report that).</summary>

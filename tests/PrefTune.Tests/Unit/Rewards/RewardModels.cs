@@ -24,7 +24,10 @@ internal static class RewardModels
     /// <summary>The same shape with two labels: a sound classifier, but not a reward model (one scalar).</summary>
     public static readonly Lazy<string> TwoLabels = new(() => RandomClassifier("random-llama-classifier-2-ctx512", labels: 2));
 
-    private static string RandomClassifier(string name, int labels)
+    /// <summary>The 512-id reward model with a context of 256: shorter than stories260K's.</summary>
+    public static readonly Lazy<string> ShortContext = new(() => RandomClassifier("random-llama-rm-512-ctx256", labels: 1, positions: 256));
+
+    private static string RandomClassifier(string name, int labels, int positions = 512)
     {
         var directory = Path.Combine(Folder, name);
         var json = new JsonObject
@@ -32,7 +35,7 @@ internal static class RewardModels
             ["architectures"] = new JsonArray("LlamaForSequenceClassification"),
             ["model_type"] = "llama",
             ["vocab_size"] = 512, ["hidden_size"] = 16, ["intermediate_size"] = 32, ["num_hidden_layers"] = 1,
-            ["num_attention_heads"] = 2, ["num_key_value_heads"] = 2, ["max_position_embeddings"] = 512,   // stories260K's context: a prompt and its response always fit
+            ["num_attention_heads"] = 2, ["num_key_value_heads"] = 2, ["max_position_embeddings"] = positions,   // 512, stories260K's context: a prompt and its response always fit
             ["rms_norm_eps"] = 1e-6, ["hidden_act"] = "silu", ["num_labels"] = labels, ["pad_token_id"] = 0,
             ["bos_token_id"] = 1, ["eos_token_id"] = 2,
         };

@@ -48,6 +48,15 @@ public class When_an_experiment_names_a_reward_model
     }
 
     [Fact]
+    public void A_context_too_short_for_a_prompt_and_its_response_is_reported_at_reward_model_path()
+    {
+        // the reward model's context is 256, the policy's 512: a prompt of 5 tokens with 300 new ones fits the policy, not it
+        var task = LengthTask().Replace("max_new_tokens: 8", "max_new_tokens: 300");
+        ExperimentText.ProblemAt(WithRewardModel($"  path: {ShortContext.Value}", task), "reward_model.path",
+            "its context of 256 tokens is shorter than the longest prompt with max_new_tokens = 300 (305 tokens)");
+    }
+
+    [Fact]
     public void A_classifier_with_two_labels_is_reported_at_reward_model_path()
     {
         ExperimentText.ProblemAt(WithRewardModel($"  path: {TwoLabels.Value}"), "reward_model.path", "a classifier with 2 labels (config.json)");
