@@ -4,8 +4,6 @@ using PrefTune.Orchestrator.Preparation;
 using PrefTune.Orchestrator.Runs;
 using PrefTune.ServiceDefaults;
 using PrefTune.Storage.Events;
-using PrefTune.Training;
-using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Rewards;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -20,7 +18,7 @@ namespace PrefTune.Orchestrator.Cli;
 /// </summary>
 public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
 {
-    public sealed class Settings : StoreSettings
+    public sealed class Settings : TrainingSettings
     {
         [CommandArgument(0, "<DATASET>")]
         [Description("Preference pairs, .jsonl or .parquet: prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref (y_w preferred; y_w and y_l hold prompt + response).")]
@@ -30,18 +28,6 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         [Description("The SFT model to start from: a Hugging Face directory or a llama2.c checkpoint (a causal LM, or a reward model to train further).")]
         public string? Model { get; init; }
 
-        [CommandOption("--tokenizer <FILE>")]
-        [Description("tokenizer.json or a llama2.c tokenizer .bin. Default: the model directory's tokenizer.json.")]
-        public string? Tokenizer { get; init; }
-
-        [CommandOption("--output <DIR>")]
-        [Description("Directory to write (must not exist, or be empty: nothing is ever overwritten).")]
-        public string? Output { get; init; }
-
-        [CommandOption("--steps <N>")]
-        [Description("Optimizer steps. Default: 100.")]
-        public int Steps { get; init; } = 100;
-
         [CommandOption("--batch <B>")]
         [Description("Pairs per step. Default: 32 (the paper's).")]
         public int Batch { get; init; } = 32;
@@ -49,10 +35,6 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         [CommandOption("--learning-rate <LR>")]
         [Description("Peak learning rate of the cosine schedule. Default: 1e-5 (the paper's).")]
         public double LearningRate { get; init; } = 1e-5;
-
-        [CommandOption("--warmup-steps <N>")]
-        [Description("Linear warmup steps before the cosine decay. Default: 0.")]
-        public int WarmupSteps { get; init; }
 
         [CommandOption("--eval-fraction <F>")]
         [Description("Share of pairs held out for eval/accuracy, eval/margin, eval/mean_reward, in [[0, 1). Default: 0.05.")]
@@ -78,41 +60,34 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
         [Description("Add C x mean((r_w + r_l)^2) to the loss, keeping rewards near 0 (TRL suggests 0.01). Default: off.")]
         public double CenterRewards { get; init; }
 
-        [CommandOption("--threads <N>")]
-        [Description("libtorch threads (results are reproducible at equal thread counts). Default: 1.")]
-        public int Threads { get; init; } = 1;
-
-        [CommandOption("--device <DEVICE>")]
-        [Description(ComputeDevice.OptionHelp)]
-        public string? Device { get; init; }
+        /// <summary>The flags as the trainer's settings, validated (a bad one named as its flag).</summary>
+        public RewardTrainingSettings Training()
+        {
+            if (MarginScale is not null && !Margin) throw new ArgumentException("--margin-scale: only with --margin");
+            var training = new RewardTrainingSettings
+            {
+                Steps = Steps,
+                Batch = Batch,
+                LearningRate = LearningRate,
+                EvalFraction = EvalFraction,
+                EvalEvery = EvalEvery,
+                Seed = Seed,
+                MarginScale = Margin ? MarginScale ?? 1.0 : 0,
+                CenterRewards = CenterRewards,
+                Optimizer = new RewardTrainingSettings().Optimizer with { WarmupSteps = WarmupSteps },
+            };
+            ValidateAsFlags(() => training.Validate());
+            return training;
+        }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         // The cheap checks first, so that a wrong flag fails before the database or the model is touched.
         if (string.IsNullOrWhiteSpace(settings.Model)) throw new ArgumentException("--model: missing; name the SFT model to start from");
-        if (string.IsNullOrWhiteSpace(settings.Output)) throw new ArgumentException("--output: missing; name a new (or empty) directory for the reward model");
-        if (settings.MarginScale is not null && !settings.Margin) throw new ArgumentException("--margin-scale: only with --margin");
-        var output = Path.GetFullPath(settings.Output);
-        try { HfExport.EnsureEmptyOrAbsent(output); }
-        catch (ArgumentException e) { throw new ArgumentException($"--output {e.Message}"); }
-        var training = new RewardTrainingSettings
-        {
-            Steps = settings.Steps,
-            Batch = settings.Batch,
-            LearningRate = settings.LearningRate,
-            EvalFraction = settings.EvalFraction,
-            EvalEvery = settings.EvalEvery,
-            Seed = settings.Seed,
-            MarginScale = settings.Margin ? settings.MarginScale ?? 1.0 : 0,
-            CenterRewards = settings.CenterRewards,
-            Optimizer = new RewardTrainingSettings().Optimizer with { WarmupSteps = settings.WarmupSteps },
-        };
-        try { training.Validate(); }
-        catch (ArgumentException e) { throw new ArgumentException("--" + e.Message.Replace('_', '-')); }
-        var source = new RewardModelSource(Path.GetFullPath(settings.Dataset), Path.GetFullPath(settings.Model),
-            settings.Tokenizer is null ? "" : Path.GetFullPath(settings.Tokenizer), settings.Device, settings.Threads);
-        var plan = await RewardModelJob.PlanAsync(source, training, output, cancellationToken);
+        var output = settings.OutputDirectory("the reward model");
+        var training = settings.Training();
+        var plan = await RewardModelJob.PlanAsync(settings.Source(settings.Dataset, settings.Model), training, output, cancellationToken);
 
         var options = await PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
         using var store = EventStoreRegistration.For(options.Database!, options.Schema);
@@ -122,14 +97,13 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
             if (progress is RewardEval eval)
                 AnsiConsole.MarkupLineInterpolated($"[grey]step {eval.Step}: eval/accuracy {eval.Accuracy:F3}  eval/margin {eval.Margin:F3}  eval/mean_reward {eval.MeanReward:F3}[/]");
         }, cancellationToken);   // stopped: nothing is written or recorded
-        var weightsSha = fact.WeightsSha256;
 
         AnsiConsole.MarkupLineInterpolated($"reward model {fact.RewardModelId}: {result.TrainPairs} training pairs, {training.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s");
         if (result.Final is { } final)
             AnsiConsole.MarkupLineInterpolated($"held out {final.Pairs} pairs: accuracy {final.Accuracy:F3}, margin {final.Margin:F3}, mean reward {final.MeanReward:F3}");
         else
             AnsiConsole.MarkupLine("no pairs held out (--eval-fraction 0): no held-out accuracy");
-        AnsiConsole.MarkupLineInterpolated($"[grey]wrote {output} (model.safetensors sha256 {weightsSha}); name it as reward_model.path[/]");
+        AnsiConsole.MarkupLineInterpolated($"[grey]wrote {output} (model.safetensors sha256 {fact.WeightsSha256}); name it as reward_model.path[/]");
         return 0;
     }
 }

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using MassTransit;
 using PrefTune.Messages;
@@ -11,13 +9,9 @@ using PrefTune.Training.Tasks.Length;
 
 namespace PrefTune.Orchestrator.Preparation;
 
-/// <summary>What a reward model is trained from: the pairs file, the model it starts from and that model's tokenizer.</summary>
-/// <param name="Tokenizer">tokenizer.json or a llama2.c tokenizer .bin; empty: the model directory's tokenizer.json.</param>
-public sealed record RewardModelSource(string Dataset, string Model, string Tokenizer = "", string? Device = null, int Threads = 1);
-
 /// <summary>What <see cref="RewardModelJob.PlanAsync"/> found: the pairs as tokenized, the tokenizer file they were encoded
 /// with and the tokenizer files copied beside the model.</summary>
-public sealed record RewardModelPlan(RewardModelSource Source, RewardTrainingSettings Training, string Output,
+public sealed record RewardModelPlan(TrainingSource Source, RewardTrainingSettings Training, string Output,
     IReadOnlyList<TokenizedPair> Pairs, string Tokenizer, IReadOnlyList<(string From, string Name)> TokenizerFiles);
 
 /// <summary>
@@ -31,17 +25,13 @@ public static class RewardModelJob
 {
     /// <summary>The checks that need no database and no weights, and the pairs read and tokenized: a wrong flag, file or
     /// pair (a text that does not continue its prompt, or outgrows the context) fails before anything is started.</summary>
-    public static async Task<RewardModelPlan> PlanAsync(RewardModelSource source, RewardTrainingSettings training, string output, CancellationToken ct = default)
+    public static async Task<RewardModelPlan> PlanAsync(TrainingSource source, RewardTrainingSettings training, string output, CancellationToken ct = default)
     {
         output = Path.GetFullPath(output);
         HfExport.EnsureEmptyOrAbsent(output);
         training.Validate();
         var pairs = await PreferenceDataFiles.ReadAsync(source.Dataset, ct);
-        var spec = new LanguageModelSpec { Path = source.Model, Tokenizer = source.Tokenizer };
-        var files = HfExport.TokenizerFilesOf(spec);
-        var tokenizer = spec.Tokenizer != "" ? spec.Tokenizer
-            : files.FirstOrDefault(f => f.Name == "tokenizer.json").From
-            ?? throw new ArgumentException($"--tokenizer: missing; {source.Model} has no tokenizer.json beside it and the dataset is text");
+        var (tokenizer, files) = TrainedModelDirectory.TokenizerOf(source, "dataset");
         var config = Checkpoints.ReadConfig(source.Model);   // header only: a wrong model fails before the database is started
         if (config.Head == ModelHead.SequenceClassification && config.NumLabels != 1)
             throw new ArgumentException($"--model {source.Model}: a classifier with {config.NumLabels} labels; a reward model has 1");
@@ -58,26 +48,15 @@ public static class RewardModelJob
     {
         var (source, training, output, tokenized, tokenizerPath, tokenizerFiles) = plan;
 
-        TorchRuntime.UseThreads(source.Threads);
-        using var model = LoadRewardModel(source.Model, source.Device, training.Seed);
-        var lines = new List<string>();
-        var result = RewardModelTraining.Train(model, tokenized, training, progress =>
-        {
-            lines.Add(MetricsLine(progress).ToJsonString());
-            onProgress?.Invoke(progress);
-        }, ct);
-
-        HfExport.EnsureEmptyOrAbsent(output);   // again: training took a while, and someone may have written there since
-        Checkpoints.SaveHf(model, output);
-        foreach (var (from, name) in tokenizerFiles)
-            File.Copy(from, Path.Combine(output, name), overwrite: false);
-        File.WriteAllLines(Path.Combine(output, "metrics.jsonl"), lines);
-        var weightsSha = Sha256(Path.Combine(output, "model.safetensors"));
+        using var model = LoadRewardModel(source, training.Seed);
+        var metrics = new MetricsLog(MetricsLine, onProgress);
+        var result = RewardModelTraining.Train(model, tokenized, training, metrics.Record, ct);
+        var weightsSha = TrainedModelDirectory.WriteModel(model, output, tokenizerFiles, metrics.Lines);
         var fact = new RewardModelTrained
         {
             RewardModelId = NewId.NextGuid(),
             Dataset = source.Dataset,
-            DatasetSha256 = Sha256(source.Dataset),
+            DatasetSha256 = TrainedModelDirectory.Sha256(source.Dataset),
             BaseModel = source.Model,
             Tokenizer = tokenizerPath,
             Steps = training.Steps,
@@ -94,25 +73,15 @@ public static class RewardModelJob
             WeightsSha256 = weightsSha,
             TrainedAt = DateTimeOffset.UtcNow,
         };
-        var indented = new JsonSerializerOptions { WriteIndented = true };
-        File.WriteAllText(Path.Combine(output, "summary.json"), JsonSerializer.Serialize(fact, indented));
-        File.WriteAllText(Path.Combine(output, HfExport.ProvenanceFile), new JsonObject
-        {
-            ["reward_model_id"] = fact.RewardModelId.ToString(),
-            ["weights_sha256"] = weightsSha,
-            ["base_model"] = source.Model,
-            ["dataset"] = source.Dataset,
-            ["dataset_sha256"] = fact.DatasetSha256,
-            ["architecture"] = model.Config.Architecture,
-        }.ToJsonString(indented));
+        TrainedModelDirectory.WriteRecord(output, fact, "reward_model_id", fact.RewardModelId, source, fact.DatasetSha256, weightsSha, model.Config.Architecture);
         await journal.StartAsync(fact.RewardModelId, fact, ct);
         return (fact, result);
     }
 
     /// <summary>A causal LM becomes a fresh classifier on its backbone; a reward model already is one and trains further.</summary>
-    private static LanguageModel LoadRewardModel(string path, string? device, int seed)
+    private static LanguageModel LoadRewardModel(TrainingSource source, int seed)
     {
-        var loaded = Checkpoints.Load(path, ComputeDevice.Resolve(device));
+        var loaded = TrainedModelDirectory.Load(source);
         if (loaded.Config.Head == ModelHead.SequenceClassification) return loaded;
         using (loaded) return RewardModelTraining.FromCausalLm(loaded, seed);
     }
@@ -131,10 +100,4 @@ public static class RewardModelJob
         },
         _ => throw new ArgumentOutOfRangeException(nameof(progress), progress, "unknown progress record"),
     };
-
-    private static string Sha256(string file)
-    {
-        using var stream = File.OpenRead(file);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
 }

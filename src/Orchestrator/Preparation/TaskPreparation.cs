@@ -62,7 +62,7 @@ public static class TaskPreparation
         log?.Invoke($"{label}: sampling {preparation.Data.Responses} responses per prompt from the reference (goal {task.Length?.Goal})");
         var data = await PreferenceDataJob.WriteAsync(task, preparation.Data, parquet: false, Path.Combine(folder, $"data-{attempt}"), sourceName, journal, ct);
         log?.Invoke($"{label}: {data.Fact.Pairs} pairs{(data.Fact.ModeLength is { } m ? $", mode length {m}" : "")}; training the reward model ({preparation.RewardModel.Steps} steps)");
-        var plan = await RewardModelJob.PlanAsync(new RewardModelSource(data.PairsFile, model.Path, model.Tokenizer, model.Device, threads),
+        var plan = await RewardModelJob.PlanAsync(new TrainingSource(data.PairsFile, model.Path, model.Tokenizer, model.Device, threads),
             preparation.RewardModel, Path.Combine(folder, $"reward-model-{attempt}"), ct);
         var (rewardModel, result) = await RewardModelJob.TrainAsync(plan, journal, null, ct);
         var fact = new StudyTaskPrepared

@@ -1,6 +1,4 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Parquet;
 
 namespace PrefTune.Training.FineTuning;
 
@@ -27,18 +25,8 @@ public static class CompletionDataFiles
 
     /// <summary>Reads a .jsonl or .parquet file of the format.</summary>
     /// <exception cref="ArgumentException">No such file, an unknown extension, no rows, or a bad row (file, line/row and column named).</exception>
-    public static async Task<IReadOnlyList<CompletionRow>> ReadAsync(string path, CancellationToken ct = default)
-    {
-        if (!File.Exists(path)) throw new ArgumentException($"{path}: no such file");
-        var rows = Path.GetExtension(path).ToLowerInvariant() switch
-        {
-            ".jsonl" => ReadJsonl(path),
-            ".parquet" => await ReadParquetAsync(path, ct),
-            var other => throw new ArgumentException($"{path}: unknown extension '{other}'; SFT data is .jsonl or .parquet"),
-        };
-        if (rows.Count == 0) throw new ArgumentException($"{path}: holds no rows ({Needs})");
-        return rows;
-    }
+    public static Task<IReadOnlyList<CompletionRow>> ReadAsync(string path, CancellationToken ct = default) =>
+        RowFiles.ReadAsync(path, ReadJsonl, ReadParquetAsync, "SFT data is", $"holds no rows ({Needs})", ct);
 
     /// <summary>Which of completion and response names the completion among <paramref name="columns"/>; both is ambiguous.</summary>
     private static string CompletionName(ICollection<string> columns, string where)
@@ -52,15 +40,8 @@ public static class CompletionDataFiles
     private static List<CompletionRow> ReadJsonl(string path)
     {
         var rows = new List<CompletionRow>();
-        var number = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (where, row) in RowFiles.JsonlObjects(path))
         {
-            number++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            var where = $"{path}, line {number}";
-            JsonObject row;
-            try { row = JsonNode.Parse(line) as JsonObject ?? throw new ArgumentException($"{where}: expected a JSON object"); }
-            catch (JsonException e) { throw new ArgumentException($"{where}: not valid JSON ({e.Message})"); }
             string Text(string column) => row[column] switch
             {
                 null => throw new ArgumentException($"{where}, column {column}: {(row.ContainsKey(column) ? "null" : $"missing ({Needs})")}"),
@@ -77,16 +58,9 @@ public static class CompletionDataFiles
     private static async Task<List<CompletionRow>> ReadParquetAsync(string path, CancellationToken ct)
     {
         await using var stream = File.OpenRead(path);
-        ParquetReader reader;
-        try { reader = await ParquetReader.CreateAsync(stream, cancellationToken: ct); }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException)
-        {
-            throw new ArgumentException($"{path}: not a Parquet file ({e.Message})");
-        }
+        var (reader, fields) = await RowFiles.OpenParquetAsync(stream, path, ct);
         await using var _ = reader;
-        var fields = reader.Schema.GetDataFields().ToDictionary(f => f.Name);
-        if (!fields.ContainsKey(PromptColumn))
-            throw new ArgumentException($"{path}, column {PromptColumn}: missing (columns: {string.Join(", ", fields.Keys)})");
+        RowFiles.Require(fields, path, [PromptColumn]);
         var completion = CompletionName(fields.Keys, path);
         var rows = new List<CompletionRow>();
         for (var g = 0; g < reader.RowGroupCount; g++)
@@ -97,8 +71,7 @@ public static class CompletionDataFiles
             async Task<string[]> Strings(string column)
             {
                 var field = fields[column];
-                // Parquet.Net 6 gives a string column's ClrType as ReadOnlyMemory<char>; it still reads as strings
-                if (field.ClrType != typeof(string) && field.ClrType != typeof(ReadOnlyMemory<char>))
+                if (!RowFiles.IsText(field))
                     throw new ArgumentException($"{path}, column {column}: holds {field.ClrType.Name}, expected strings");
                 var values = new string?[count];
                 await group.ReadAsync(field, values.AsMemory(), cancellationToken: ct);

@@ -15,7 +15,7 @@ public sealed record TokenizedCompletion(int[] Prompt, int[] Completion)
 
 /// <summary>How a policy is fine-tuned on completions: AdamW (0.9, 0.95) with a cosine schedule and clipping at 1, as
 /// the reward model is trained (<see cref="Rewards.RewardTrainingSettings"/>), lr 2e-5 as TRL's SFTConfig.</summary>
-public sealed record SftSettings
+public sealed record SftSettings : ISupervisedSettings
 {
     /// <summary>Optimizer steps, one minibatch of <see cref="Batch"/> rows each.</summary>
     public int Steps { get; init; } = 100;
@@ -34,12 +34,7 @@ public sealed record SftSettings
     /// <exception cref="ArgumentException">Names the first bad field.</exception>
     public SftSettings Validate()
     {
-        if (Steps < 1) throw new ArgumentException($"steps = {Steps}: must be at least 1");
-        if (Batch < 1) throw new ArgumentException($"batch = {Batch}: must be at least 1");
-        if (!(double.IsFinite(LearningRate) && LearningRate > 0)) throw new ArgumentException($"learning_rate = {LearningRate}: must be positive");
-        if (!(EvalFraction is >= 0 and < 1)) throw new ArgumentException($"eval_fraction = {EvalFraction}: must lie in [0, 1)");
-        if (EvalEvery < 0) throw new ArgumentException($"eval_every = {EvalEvery}: must be at least 0");
-        Optimizer.Validate();
+        SupervisedLoop.Validate(this);
         return this;
     }
 }
@@ -113,16 +108,9 @@ public static class SupervisedFineTuning
         return result;
     }
 
-    /// <summary>The seeded split: a permutation (System.Random(seed)), the first round(fraction x N) held out (at least 1
-    /// when the fraction is positive, never all).</summary>
-    public static (int[] Train, int[] Eval) Split(int count, double evalFraction, int seed)
-    {
-        var order = Enumerable.Range(0, count).ToArray();
-        new Random(seed).Shuffle(order);
-        var held = evalFraction <= 0 || count < 2 ? 0 : Math.Clamp((int)Math.Round(evalFraction * count), 1, count - 1);
-        if (count - held < 1) throw new ArgumentException($"{count} row(s): none left to train on after holding out {held}");
-        return (order[held..], order[..held]);
-    }
+    /// <summary>The seeded split of the rows (<see cref="SupervisedLoop.Split"/>).</summary>
+    public static (int[] Train, int[] Eval) Split(int count, double evalFraction, int seed) =>
+        SupervisedLoop.Split(count, evalFraction, seed, "row(s)");
 
     /// <summary>
     /// The completion-only NLL from logits over a packed batch (<see cref="SequenceLogProbs.Pack"/>: prompts left-padded
@@ -155,10 +143,9 @@ public static class SupervisedFineTuning
     private static int PadId(LanguageModel model) => model.Config.PadTokenId is { } pad && pad >= 0 && pad < model.Config.VocabSize ? pad : 0;
 
     /// <summary>
-    /// Trains the causal LM <paramref name="model"/> in place: <see cref="SftSettings.Steps"/> AdamW steps
-    /// (<see cref="PolicyOptimizer"/>) on minibatches drawn in epochs, each a fresh seeded permutation of the training rows
-    /// (a short last minibatch is filled from the next epoch, so every step sees Batch rows). Deterministic for a seed at a
-    /// fixed thread count. <paramref name="onProgress"/> sees every step and evaluation; the token is checked before each step.
+    /// Trains the causal LM <paramref name="model"/> in place: <see cref="SftSettings.Steps"/> AdamW steps on the
+    /// completion-only loss, in <see cref="SupervisedLoop"/> (its split, minibatch order and evaluations).
+    /// <paramref name="onProgress"/> sees every step and evaluation; the token is checked before each step.
     /// </summary>
     public static SftResult Train(LanguageModel model, IReadOnlyList<TokenizedCompletion> rows, SftSettings settings,
         Action<object>? onProgress = null, CancellationToken cancellationToken = default)
@@ -166,57 +153,14 @@ public static class SupervisedFineTuning
         settings.Validate();
         if (model.Config.Head != ModelHead.CausalLm)
             throw new ArgumentException($"{model.Config.Architecture} is not a causal language model: sft trains one");
-        var (train, eval) = Split(rows.Count, settings.EvalFraction, settings.Seed);
-        var heldOut = eval.Select(i => rows[i]).ToList();
-        var steps = new List<SftTrainStep>();
-        var evals = new List<SftEval>();
-        void Evaluated(int step)
+        var run = SupervisedLoop.Run(model, rows, settings, (batch, step, optimize) =>
         {
-            if (heldOut.Count == 0) return;
-            var result = Evaluate(model, heldOut, step);
-            evals.Add(result);
-            onProgress?.Invoke(result);
-        }
-
-        var order = new Random(unchecked(settings.Seed * 7919 + 1));   // another stream than the split's
-        var queue = new Queue<int>();
-        using var optimizer = new PolicyOptimizer(model.parameters(), settings.Optimizer, settings.LearningRate, settings.Steps);
-        Evaluated(0);
-        model.train();
-        for (var step = 1; step <= settings.Steps; step++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var batch = new List<TokenizedCompletion>(settings.Batch);
-            while (batch.Count < settings.Batch)
-            {
-                if (queue.Count == 0)
-                {
-                    var epoch = (int[])train.Clone();
-                    order.Shuffle(epoch);
-                    foreach (var i in epoch) queue.Enqueue(i);
-                }
-                batch.Add(rows[queue.Dequeue()]);
-            }
-
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.ZeroGrad();
-                var loss = Loss(model, batch);
-                var mean = loss.Mean;                                                           // ()
-                mean.backward();
-                var applied = optimizer.Step();
-                var record = new SftTrainStep(step, mean.item<float>(), loss.Correct.item<float>() / loss.Tokens, applied.LearningRate, applied.GradNorm);
-                steps.Add(record);
-                onProgress?.Invoke(record);
-            }
-            if (step == settings.Steps || (settings.EvalEvery > 0 && step % settings.EvalEvery == 0))
-            {
-                Evaluated(step);
-                model.train();
-            }
-        }
-        model.eval();
-        return new SftResult(steps, evals, train.Length, eval.Length);
+            var loss = Loss(model, batch);
+            var mean = loss.Mean;                                                               // ()
+            var applied = optimize(mean);
+            return new SftTrainStep(step, mean.item<float>(), loss.Correct.item<float>() / loss.Tokens, applied.LearningRate, applied.GradNorm);
+        }, (heldOut, step) => Evaluate(model, heldOut, step), onProgress, cancellationToken, "row(s)");
+        return new SftResult(run.Steps, run.Evals, run.TrainRows, run.EvalRows);
     }
 
     /// <summary>Loss and token accuracy per completion token over all of <paramref name="rows"/> (pooled, not a mean of

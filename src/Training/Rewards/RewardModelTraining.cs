@@ -13,7 +13,7 @@ namespace PrefTune.Training.Rewards;
 public sealed record TokenizedPair(int[] Chosen, int[] Rejected, double Margin);
 
 /// <summary>How a proxy reward model is trained (PAPER.md, Problem 2: AdamW (0.9, 0.95), cosine schedule, batch 32, lr 1e-5).</summary>
-public sealed record RewardTrainingSettings
+public sealed record RewardTrainingSettings : ISupervisedSettings
 {
     /// <summary>Optimizer steps, one minibatch of <see cref="Batch"/> pairs each.</summary>
     public int Steps { get; init; } = 100;
@@ -37,14 +37,9 @@ public sealed record RewardTrainingSettings
     /// <exception cref="ArgumentException">Names the first bad field.</exception>
     public RewardTrainingSettings Validate()
     {
-        if (Steps < 1) throw new ArgumentException($"steps = {Steps}: must be at least 1");
-        if (Batch < 1) throw new ArgumentException($"batch = {Batch}: must be at least 1");
-        if (!(double.IsFinite(LearningRate) && LearningRate > 0)) throw new ArgumentException($"learning_rate = {LearningRate}: must be positive");
-        if (!(EvalFraction is >= 0 and < 1)) throw new ArgumentException($"eval_fraction = {EvalFraction}: must lie in [0, 1)");
+        SupervisedLoop.Validate(this);
         if (!double.IsFinite(MarginScale)) throw new ArgumentException($"margin_scale = {MarginScale}: must be a finite number");
         if (!(double.IsFinite(CenterRewards) && CenterRewards >= 0)) throw new ArgumentException($"center_rewards = {CenterRewards}: must be at least 0");
-        if (EvalEvery < 0) throw new ArgumentException($"eval_every = {EvalEvery}: must be at least 0");
-        Optimizer.Validate();
         return this;
     }
 }
@@ -153,25 +148,15 @@ public static class RewardModelTraining
         }).ToList();
     }
 
-    /// <summary>
-    /// The seeded split: a permutation of the pair indices (System.Random(seed), stable across .NET versions for a given
-    /// seed), the first round(fraction x N) held out (at least 1 when the fraction is positive, and never all of them).
-    /// </summary>
-    public static (int[] Train, int[] Eval) Split(int count, double evalFraction, int seed)
-    {
-        var order = Enumerable.Range(0, count).ToArray();
-        new Random(seed).Shuffle(order);
-        var held = evalFraction <= 0 ? 0 : Math.Clamp((int)Math.Round(evalFraction * count), 1, count - 1);
-        if (count - held < 1) throw new ArgumentException($"{count} pair(s): none left to train on after holding out {held}");
-        return (order[held..], order[..held]);
-    }
+    /// <summary>The seeded split of the pairs (<see cref="SupervisedLoop.Split"/>).</summary>
+    public static (int[] Train, int[] Eval) Split(int count, double evalFraction, int seed) =>
+        SupervisedLoop.Split(count, evalFraction, seed, "pair(s)");
 
     /// <summary>
     /// Trains <paramref name="model"/> (a sequence classifier) in place: <see cref="RewardTrainingSettings.Steps"/> AdamW
-    /// steps (<see cref="PolicyOptimizer"/>) on minibatches drawn in epochs, each epoch a fresh seeded permutation of the
-    /// training pairs (a last short minibatch is filled from the next epoch, so every step sees Batch pairs).
-    /// Deterministic for a seed at a fixed thread count. <paramref name="onProgress"/> sees every step and evaluation;
-    /// <paramref name="cancellationToken"/> is checked before each step (a Ctrl-C stops within one step).
+    /// steps on the Bradley-Terry loss, in <see cref="SupervisedLoop"/> (its split, minibatch order and evaluations).
+    /// <paramref name="onProgress"/> sees every step and evaluation; <paramref name="cancellationToken"/> is checked
+    /// before each step (a Ctrl-C stops within one step).
     /// </summary>
     public static RewardTrainingResult Train(LanguageModel model, IReadOnlyList<TokenizedPair> pairs, RewardTrainingSettings settings,
         Action<object>? onProgress = null, CancellationToken cancellationToken = default)
@@ -179,61 +164,18 @@ public static class RewardModelTraining
         settings.Validate();
         if (model.Config.Head != ModelHead.SequenceClassification)
             throw new ArgumentException($"{model.Config.Architecture} is not a sequence classifier: initialise one with {nameof(FromCausalLm)}");
-        var (train, eval) = Split(pairs.Count, settings.EvalFraction, settings.Seed);
-        var heldOut = eval.Select(i => pairs[i]).ToList();
         var useMargin = settings.MarginScale != 0;
-        var steps = new List<RewardTrainStep>();
-        var evals = new List<RewardEval>();
-        void Evaluated(int step)
+        var run = SupervisedLoop.Run(model, pairs, settings, (batch, step, optimize) =>
         {
-            if (heldOut.Count == 0) return;
-            var result = Evaluate(model, heldOut, step);
-            evals.Add(result);
-            onProgress?.Invoke(result);
-        }
-
-        var order = new Random(unchecked(settings.Seed * 7919 + 1));   // another stream than the split's
-        var queue = new Queue<int>();
-        using var optimizer = new PolicyOptimizer(model.parameters(), settings.Optimizer, settings.LearningRate, settings.Steps);
-        Evaluated(0);
-        model.train();
-        for (var step = 1; step <= settings.Steps; step++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var batch = new List<TokenizedPair>(settings.Batch);
-            while (batch.Count < settings.Batch)
-            {
-                if (queue.Count == 0)
-                {
-                    var epoch = (int[])train.Clone();
-                    order.Shuffle(epoch);
-                    foreach (var i in epoch) queue.Enqueue(i);
-                }
-                batch.Add(pairs[queue.Dequeue()]);
-            }
-
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.ZeroGrad();
-                var (chosen, rejected) = Rewards(model, batch);                               // (B), (B)
-                var margin = useMargin ? tensor(batch.Select(p => (float)p.Margin).ToArray(), device: chosen.device) : null;   // (B)
-                var loss = BradleyTerryLoss.Compute(chosen, rejected, margin, settings.CenterRewards);   // ()
-                loss.backward();
-                var applied = optimizer.Step();
-                var difference = (chosen - rejected).detach();                                // (B)
-                var record = new RewardTrainStep(step, loss.item<float>(), difference.gt(0).to_type(ScalarType.Float32).mean().item<float>(),
-                    difference.mean().item<float>(), applied.LearningRate, applied.GradNorm);
-                steps.Add(record);
-                onProgress?.Invoke(record);
-            }
-            if (step == settings.Steps || (settings.EvalEvery > 0 && step % settings.EvalEvery == 0))
-            {
-                Evaluated(step);
-                model.train();
-            }
-        }
-        model.eval();
-        return new RewardTrainingResult(steps, evals, train.Length, eval.Length);
+            var (chosen, rejected) = Rewards(model, batch);                                   // (B), (B)
+            var margin = useMargin ? tensor(batch.Select(p => (float)p.Margin).ToArray(), device: chosen.device) : null;   // (B)
+            var loss = BradleyTerryLoss.Compute(chosen, rejected, margin, settings.CenterRewards);   // ()
+            var applied = optimize(loss);
+            var difference = (chosen - rejected).detach();                                    // (B)
+            return new RewardTrainStep(step, loss.item<float>(), difference.gt(0).to_type(ScalarType.Float32).mean().item<float>(),
+                difference.mean().item<float>(), applied.LearningRate, applied.GradNorm);
+        }, (heldOut, step) => Evaluate(model, heldOut, step), onProgress, cancellationToken, "pair(s)");
+        return new RewardTrainingResult(run.Steps, run.Evals, run.TrainRows, run.EvalRows);
     }
 
     /// <summary>Accuracy, margin and mean reward over <paramref name="pairs"/>, under no_grad, in batches.</summary>

@@ -59,37 +59,14 @@ public static class PreferenceDataFiles
     /// <summary>Reads a .jsonl or .parquet file of the format.</summary>
     /// <exception cref="ArgumentException">A missing file or column, no rows, a bad line, a null or a score that is not a
     /// finite number: file, line/row and column named.</exception>
-    public static async Task<IReadOnlyList<PreferenceRow>> ReadAsync(string path, CancellationToken ct = default)
-    {
-        if (!File.Exists(path)) throw new ArgumentException($"{path}: no such file");
-        var rows = Path.GetExtension(path).ToLowerInvariant() switch
-        {
-            ".jsonl" => ReadJsonl(path),
-            ".parquet" => await ReadParquetAsync(path, ct),
-            var other => throw new ArgumentException($"{path}: unknown extension '{other}'; a preference dataset is .jsonl or .parquet"),
-        };
-        if (rows.Count == 0) throw new ArgumentException($"{path}: holds no pair");
-        return rows;
-    }
+    public static Task<IReadOnlyList<PreferenceRow>> ReadAsync(string path, CancellationToken ct = default) =>
+        RowFiles.ReadAsync(path, ReadJsonl, ReadParquetAsync, "a preference dataset is", "holds no pair", ct);
 
     private static List<PreferenceRow> ReadJsonl(string path)
     {
         var rows = new List<PreferenceRow>();
-        var number = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (where, row) in RowFiles.JsonlObjects(path))
         {
-            number++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            var where = $"{path}, line {number}";
-            JsonObject row;
-            try
-            {
-                row = JsonNode.Parse(line) as JsonObject ?? throw new ArgumentException($"{where}: expected a JSON object");
-            }
-            catch (JsonException e)
-            {
-                throw new ArgumentException($"{where}: not valid JSON ({e.Message})");
-            }
             // a key that is absent is missing; a key set to null is a wrong value (allowed for y_ref alone)
             JsonNode? Value(string column) =>
                 row.TryGetPropertyValue(column, out var value) ? value : throw new ArgumentException($"{where}, column {column}: missing");
@@ -110,17 +87,9 @@ public static class PreferenceDataFiles
     private static async Task<List<PreferenceRow>> ReadParquetAsync(string path, CancellationToken ct)
     {
         await using var stream = File.OpenRead(path);
-        ParquetReader reader;
-        try { reader = await ParquetReader.CreateAsync(stream, cancellationToken: ct); }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException)
-        {
-            throw new ArgumentException($"{path}: not a Parquet file ({e.Message})");
-        }
+        var (reader, fields) = await RowFiles.OpenParquetAsync(stream, path, ct);
         await using var _ = reader;
-        var fields = reader.Schema.GetDataFields().ToDictionary(f => f.Name);
-        foreach (var column in Columns)
-            if (!fields.ContainsKey(column))
-                throw new ArgumentException($"{path}, column {column}: missing (columns: {string.Join(", ", fields.Keys)})");
+        RowFiles.Require(fields, path, Columns);
         var rows = new List<PreferenceRow>();
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
@@ -132,8 +101,7 @@ public static class PreferenceDataFiles
             {
                 var field = fields[column];
                 var values = new object?[count];
-                // Parquet.Net 6 gives a string column's ClrType as ReadOnlyMemory<char>; it still reads as strings
-                if (field.ClrType == typeof(string) || field.ClrType == typeof(ReadOnlyMemory<char>))
+                if (RowFiles.IsText(field))
                 {
                     if (!TextColumns.Contains(column)) throw new ArgumentException($"{path}, column {column}: holds text, expected numbers");
                     var strings = new string?[count];

@@ -170,7 +170,7 @@ public sealed class When_a_reward_model_is_trained(ShorterIsPreferred trained, X
         var parquet = Path.Combine(trained.Folder, "pairs.parquet");
         await PreferenceDataFiles.WriteParquetAsync(parquet, await PreferenceDataFiles.ReadAsync(trained.Dataset));
         var settings = ShorterIsPreferred.Settings with { Steps = 3, Optimizer = ShorterIsPreferred.Settings.Optimizer with { WarmupSteps = 1 } };
-        var plan = await RewardModelJob.PlanAsync(new RewardModelSource(parquet, Fixtures.StoriesHf), settings, Path.Combine(trained.Folder, "rm-parquet"));
+        var plan = await RewardModelJob.PlanAsync(new TrainingSource(parquet, Fixtures.StoriesHf), settings, Path.Combine(trained.Folder, "rm-parquet"));
         Assert.Equal(trained.Pairs.Select(p => (p.Chosen, p.Rejected, p.Margin)), plan.Pairs.Select(p => (p.Chosen, p.Rejected, p.Margin)));
         using var causal = Fixtures.Load(Fixtures.StoriesHf);
         using var model = RewardModelTraining.FromCausalLm(causal, settings.Seed);
