@@ -14,6 +14,8 @@ public static class StudyReport
     public const string TableMarkdown = "table.md";
     public const string SummaryJson = "summary.json";
     public const string StudyMarkdown = "study.md";
+    /// <summary>Every evaluation of every main-grid and sweep run, one line each: the numbers behind the plots.</summary>
+    public const string CurvesCsv = "curves.csv";
 
     /// <summary>A language-model study's complementarity figure (PAPER.md, Problem 2): one panel per task.</summary>
     public const string LengthsPng = "lengths.png";
@@ -59,11 +61,27 @@ public static class StudyReport
         }
 
         File.WriteAllLines(PathOf(TableCsv), summary.CsvLines());
+        File.WriteAllLines(PathOf(CurvesCsv), Curves(summary));
         File.WriteAllLines(PathOf(TableMarkdown), Tables(summary));
         File.WriteAllText(PathOf(SummaryJson), summary.ToJson(Path.GetFullPath(folder)));
         File.WriteAllText(PathOf(StudyMarkdown), Markdown(summary));
-        files.AddRange([PathOf(TableCsv), PathOf(TableMarkdown), PathOf(SummaryJson), PathOf(StudyMarkdown)]);
+        files.AddRange([PathOf(TableCsv), PathOf(CurvesCsv), PathOf(TableMarkdown), PathOf(SummaryJson), PathOf(StudyMarkdown)]);
         return files;
+    }
+
+    /// <summary>reward, cell, seed, run, step and the evaluation's gold reward, mean length, proxy reward, KL and entropy
+    /// (empty where a run does not have one), full precision.</summary>
+    private static IEnumerable<string> Curves(StudySummary summary)
+    {
+        static string Number(double? v) => v is { } x ? x.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : "";
+        static double? Metric(Messages.PolicyEvaluated e, string name) => e.Metrics.TryGetValue(name, out var v) ? v : null;
+        yield return "reward,cell,seed,run_id,step,gold_reward,mean_length,proxy_reward,kl,entropy";
+        foreach (var cell in summary.Cells)
+            foreach (var run in RunsOf(summary, cell))
+                foreach (var e in run.Evaluations)
+                    yield return string.Join(",", StudySummary.Csv(cell.Reward), StudySummary.Csv(cell.Name), run.Spec.Seed, run.RunId, e.Step, Number(e.MeanGoldReward),
+                        Number(Metric(e, "eval/completions/mean_length")), Number(Metric(e, "eval/proxy_reward")), Number(Metric(e, "eval/objective/kl")),
+                        Number(e.Entropy));
     }
 
     private static IEnumerable<string> Rewards(StudySummary summary) => summary.MainGrid.Select(c => c.Reward).Distinct();

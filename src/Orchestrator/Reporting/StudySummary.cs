@@ -245,6 +245,7 @@ public sealed class StudySummary
 
     private static string Escape(string text) => text.Replace("|", "\\|");
 
-    private static string Csv(string text) =>
+    /// <summary>A CSV field: quoted when it holds a comma, quote or line break.</summary>
+    internal static string Csv(string text) =>
         text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
 }

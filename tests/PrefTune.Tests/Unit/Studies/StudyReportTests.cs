@@ -159,9 +159,24 @@ public sealed class Writing_a_study_report : IDisposable
         Assert.Equal(
         [
             "gold_reward_peak70.png", "gold_reward_peak20.png", "sweep_rwr-B_peak70.png", "sweep_rwr-B_peak20.png",
-            "table.csv", "table.md", "summary.json", "study.md",
+            "table.csv", "curves.csv", "table.md", "summary.json", "study.md",
         ], files.Select(Path.GetFileName));
         Assert.All(files, f => Assert.True(new FileInfo(f).Length > 0, f));
+    }
+
+    [Fact]
+    public void Curves_csv_has_one_line_per_evaluation_of_every_cells_runs()
+    {
+        var summary = Summary();
+        StudyReport.Write(_folder, summary);
+
+        var lines = File.ReadAllLines(Path.Combine(_folder, StudyReport.CurvesCsv));
+        var evaluations = summary.Cells.Sum(c => c.RunIds.Sum(id => summary.Runs.First(r => r.Outcome.RunId == id).Outcome.Evaluations.Count));
+        Assert.Equal("reward,cell,seed,run_id,step,gold_reward,mean_length,proxy_reward,kl,entropy", lines[0]);
+        Assert.Equal(evaluations, lines.Length - 1);
+        var first = summary.Runs.First(r => r.Outcome.RunId == summary.Cells[0].RunIds[0]).Outcome.Evaluations[0];
+        Assert.StartsWith($"{summary.Cells[0].Reward},{summary.Cells[0].Name},", lines[1]);
+        Assert.Contains($",{first.Step},{first.MeanGoldReward.ToString("R", System.Globalization.CultureInfo.InvariantCulture)},", lines[1]);
     }
 
     [Fact]
