@@ -25,6 +25,8 @@ public static class TaskPreparation
 {
     public const string FolderName = "prepared";
     public const string Marker = "prepared.json";
+    /// <summary>Written once the dataset is: an attempt stopped while training the reward model resumes from that dataset.</summary>
+    public const string DatasetMarker = "dataset.json";
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -59,8 +61,21 @@ public static class TaskPreparation
         }
 
         var attempt = NewId.NextGuid().ToString("N")[^8..];   // a fresh folder per attempt: an interrupted one is never written into
-        log?.Invoke($"{label}: sampling {preparation.Data.Responses} responses per prompt from the reference (goal {task.Length?.Goal})");
-        var data = await PreferenceDataJob.WriteAsync(task, preparation.Data, parquet: false, Path.Combine(folder, $"data-{attempt}"), sourceName, journal, ct);
+        var datasetMarker = Path.Combine(folder, DatasetMarker);
+        PreparedDataset data;
+        if (File.Exists(datasetMarker) && JsonSerializer.Deserialize<PreferenceDatasetBuilt>(await File.ReadAllTextAsync(datasetMarker, ct)) is { } built
+            && built.Files.FirstOrDefault(f => f.Name == PreferenceDataJob.PairsJsonl) is not null && Directory.Exists(DatasetFolderOf(folder, built)))
+        {
+            // an earlier attempt stopped after its dataset (recorded, never rewritten): train the reward model on that one
+            data = new PreparedDataset(built, DatasetFolderOf(folder, built), Training.Tasks.Length.LengthHistogram.Of([]));
+            log?.Invoke($"{label}: dataset {built.DatasetId} made by an earlier attempt ({data.Folder})");
+        }
+        else
+        {
+            log?.Invoke($"{label}: sampling {preparation.Data.Responses} responses per prompt from the reference (goal {task.Length?.Goal})");
+            data = await PreferenceDataJob.WriteAsync(task, preparation.Data, parquet: false, Path.Combine(folder, $"data-{attempt}"), sourceName, journal, ct);
+            await WriteWholeAsync(datasetMarker, JsonSerializer.Serialize(data.Fact, Indented), attempt, ct);
+        }
         log?.Invoke($"{label}: {data.Fact.Pairs} pairs{(data.Fact.ModeLength is { } m ? $", mode length {m}" : "")}; training the reward model ({preparation.RewardModel.Steps} steps)");
         var plan = await RewardModelJob.PlanAsync(new TrainingSource(data.PairsFile, model.Path, model.Tokenizer, model.Device, threads),
             preparation.RewardModel, Path.Combine(folder, $"reward-model-{attempt}"), ct);
@@ -72,11 +87,29 @@ public static class TaskPreparation
             RewardModelId = rewardModel.RewardModelId, RewardModel = rewardModel.Output,
             EvalPairs = result.EvalPairs, EvalAccuracy = rewardModel.EvalAccuracy,
         };
-        var pending = marker + $".{attempt}";
-        await File.WriteAllTextAsync(pending, JsonSerializer.Serialize(fact, Indented), ct);
-        File.Move(pending, marker);   // last: a preparation is whole or not there
+        await WriteWholeAsync(marker, JsonSerializer.Serialize(fact, Indented), attempt, ct);   // last: a preparation is whole or not there
         log?.Invoke($"{label}: reward model held-out accuracy {Format(fact.EvalAccuracy)} on {fact.EvalPairs} pairs");
         return fact;
+    }
+
+    /// <summary>A file that exists whole or not at all: written beside, then renamed.</summary>
+    private static async Task WriteWholeAsync(string path, string text, string attempt, CancellationToken ct)
+    {
+        var pending = $"{path}.{attempt}";
+        await File.WriteAllTextAsync(pending, text, ct);
+        File.Move(pending, path);
+    }
+
+    /// <summary>The folder a recorded dataset of this preparation was written to: its pairs file's folder, named by the
+    /// attempt (the fact lists file names only).</summary>
+    private static string DatasetFolderOf(string folder, PreferenceDatasetBuilt built) =>
+        Directory.GetDirectories(folder, "data-*").FirstOrDefault(d => File.Exists(Path.Combine(d, PreferenceDataJob.PairsJsonl))
+            && Sha256Of(Path.Combine(d, PreferenceDataJob.PairsJsonl)) == built.Files.First(f => f.Name == PreferenceDataJob.PairsJsonl).Sha256) ?? "";
+
+    private static string Sha256Of(string file)
+    {
+        using var stream = File.OpenRead(file);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
     /// <summary>A run of a prepared task: its dataset (offline methods: D_pref, C = 2, one prompt group per pair), its

@@ -127,4 +127,30 @@ public sealed class When_a_length_study_prepares_its_tasks(PostgresServer postgr
         var replayed = (await RecordedRun.LoadAsync(session.Store, replay.RunId, CancellationToken.None))!;
         Assert.NotEqual(recorded.Checkpoints[^1].Sha256, replayed.Checkpoints[^1].Sha256);
     }
+
+    [Fact]
+    public async Task A_preparation_stopped_while_training_its_reward_model_resumes_from_its_recorded_dataset()
+    {
+        var study = StudyFile.Parse(Text, "tiny-length.yaml");
+        var reward = study.Rewards[0];
+        var options = new PrefTuneOptions { Database = postgres.ConnectionString, Schema = _schema, StageTimeoutSeconds = 120 };
+        await using var session = await PipelineSession.StartAsync(options, ServiceHosting.InProcess, CancellationToken.None);
+        var root = Path.Combine(_folder, "stopped");
+        using var stop = new CancellationTokenSource();
+        var lines = new List<string>();
+        void Log(string line) { lines.Add(line); if (line.Contains("training the reward model")) stop.Cancel(); }
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            TaskPreparation.PrepareAsync(reward.Label, reward.Task, study.Preparation!, 1, root, session.Journal, null, Log, stop.Token));
+        var key = TaskPreparation.KeyOf(reward.Task, study.Preparation!, 1);
+        Assert.False(File.Exists(Path.Combine(root, key, TaskPreparation.Marker)));   // not whole: never read as a preparation
+
+        var prepared = await TaskPreparation.PrepareAsync(reward.Label, reward.Task, study.Preparation!, 1, root, session.Journal, null, lines.Add, CancellationToken.None);
+        Assert.Contains(lines, l => l.Contains("made by an earlier attempt"));
+        Assert.Single(Directory.GetDirectories(Path.Combine(root, key), "data-*"));   // sampled once
+        await using var query = session.Store.QuerySession();
+        var datasets = await query.Events.QueryRawEventDataOnly<PreferenceDatasetBuilt>().ToListAsync();
+        Assert.Single(datasets, d => d.DatasetId == prepared.DatasetId);
+        Assert.True(File.Exists(Path.Combine(prepared.RewardModel, "model.safetensors")));
+    }
 }
