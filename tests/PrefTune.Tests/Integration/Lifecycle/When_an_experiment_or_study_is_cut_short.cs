@@ -52,15 +52,17 @@ public sealed class When_an_experiment_or_study_is_cut_short(FaultServers server
         Assert.True(File.Exists(Path.Combine(report, "gold_reward.png")));
     }
 
-    /// <summary>The command-line study test's two runs, long enough (60 steps each) to be stopped in the second.</summary>
-    private static readonly string Study = Studies.When_the_command_line_runs_a_study.Study.Replace("gradient_steps: 8", "gradient_steps: 60");
+    /// <summary>The command-line study test's two runs, long enough (200 steps each) to be stopped in the second even when
+    /// the signal is handled late on a loaded machine (at 60 steps the second run once finished first).</summary>
+    private const int StudySteps = 200;
+    private static readonly string Study = Studies.When_the_command_line_runs_a_study.Study.Replace("gradient_steps: 8", $"gradient_steps: {StudySteps}");
 
     [Fact]
     public async Task Study_resume_keeps_the_finished_run_resumes_the_stopped_one_and_writes_the_report()
     {
         await using var world = await LifecycleRun.CreateAsync(servers, output, "study", Study);
         var first = world.Start("stopped", "study", world.File, "--json", "--output", Path.Combine(world.Folder, "out"));
-        await world.WaitForAsync("update_applied", 60 + 6, first, TimeSpan.FromSeconds(120));
+        await world.WaitForAsync("update_applied", StudySteps + 6, first, TimeSpan.FromSeconds(120));
         first.Signal(2);
         Assert.True(await first.WaitForExitAsync(TimeSpan.FromSeconds(45)), world.Diagnostics());
         Assert.Equal(130, first.ExitCode);
