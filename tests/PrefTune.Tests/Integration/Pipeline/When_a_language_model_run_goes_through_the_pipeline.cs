@@ -68,17 +68,28 @@ public sealed class When_a_language_model_run_goes_through_the_pipeline(Postgres
         Assert.All(report.Checkpoints, c => Assert.Equal(c.Recorded, c.Replayed));
     }
 
+    /// <summary>The same spec run twice: the four services in this process, then as child processes over RabbitMQ (a data
+    /// folder of their own for the logs, removed after).</summary>
+    private async Task<(RunOutcome InProcess, RunOutcome OverBroker)> InProcessAndOverRabbitMqAsync(RunSpec spec)
+    {
+        var data = Directory.CreateTempSubdirectory("preftune-test-").FullName;
+        try
+        {
+            RunOutcome inProcess, overBroker;
+            await using (var session = await PipelineSession.StartAsync(Options, ServiceHosting.InProcess, CancellationToken.None))
+                inProcess = await session.RunAsync(spec, null, CancellationToken.None);
+            await using (var session = await PipelineSession.StartAsync(Options with { Broker = rabbit.AmqpUri, DataFolder = data },
+                ServiceHosting.ChildProcesses, CancellationToken.None))
+                overBroker = await session.RunAsync(spec, null, CancellationToken.None);
+            return (inProcess, overBroker);
+        }
+        finally { Directory.Delete(data, recursive: true); }
+    }
+
     [Fact]
     public async Task Over_RabbitMQ_it_gives_the_same_numbers_as_in_one_process()
     {
-        var spec = LanguageModelRuns.Tiny("reinforce", steps: 2);
-        var data = Directory.CreateTempSubdirectory("preftune-test-").FullName;
-        RunOutcome inProcess, overBroker;
-        await using (var session = await PipelineSession.StartAsync(Options, ServiceHosting.InProcess, CancellationToken.None))
-            inProcess = await session.RunAsync(spec, null, CancellationToken.None);
-        await using (var session = await PipelineSession.StartAsync(Options with { Broker = rabbit.AmqpUri, DataFolder = data },
-            ServiceHosting.ChildProcesses, CancellationToken.None))
-            overBroker = await session.RunAsync(spec, null, CancellationToken.None);
+        var (inProcess, overBroker) = await InProcessAndOverRabbitMqAsync(LanguageModelRuns.Tiny("reinforce", steps: 2));
 
         Assert.Equal("completed", overBroker.Status);
         Assert.Equal(inProcess.Updates.Select(u => u.Loss), overBroker.Updates.Select(u => u.Loss));
@@ -91,15 +102,8 @@ public sealed class When_a_language_model_run_goes_through_the_pipeline(Postgres
     {
         // The Scorer child process loads the reward model from its path and scores every batch, as the in-process one does.
         var tiny = LanguageModelRuns.Tiny("dpo", steps: 2);
-        var spec = tiny with { RewardModel = new RewardModelSpec { Path = Unit.Rewards.RewardModels.Random512.Value } };
-        var data = Directory.CreateTempSubdirectory("preftune-test-").FullName;
-        RunOutcome inProcess, overBroker;
-        await using (var session = await PipelineSession.StartAsync(Options, ServiceHosting.InProcess, CancellationToken.None))
-            inProcess = await session.RunAsync(spec, null, CancellationToken.None);
-        await using (var session = await PipelineSession.StartAsync(Options with { Broker = rabbit.AmqpUri, DataFolder = data },
-            ServiceHosting.ChildProcesses, CancellationToken.None))
-            overBroker = await session.RunAsync(spec, null, CancellationToken.None);
-        Directory.Delete(data, recursive: true);
+        var (inProcess, overBroker) = await InProcessAndOverRabbitMqAsync(
+            tiny with { RewardModel = new RewardModelSpec { Path = Unit.Rewards.RewardModels.Random512.Value } });
 
         Assert.Equal("completed", overBroker.Status);
         Assert.All(inProcess.Evaluations, e => Assert.True(e.Metrics.ContainsKey("eval/proxy_reward")));
