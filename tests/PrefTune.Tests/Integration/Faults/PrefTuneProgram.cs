@@ -50,7 +50,12 @@ public sealed class PrefTuneProgram : IDisposable
     public static PrefTuneProgram Start(string name, IReadOnlyList<string> args, string folder, IReadOnlyDictionary<string, string> environment)
     {
         var entry = typeof(Orchestrator.Cli.RunCommand).Assembly.Location;
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // Through env(1) with SIGINT and SIGTERM set back to their defaults: a test run started in the background by a
+        // shell without job control inherits SIGINT ignored, and an ignored signal stays ignored across exec, so the
+        // signal tests would send a SIGINT the program never sees. env execs dotnet: the pid is the program's.
+        var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add("--default-signal=INT,TERM");
+        info.ArgumentList.Add("dotnet");
         info.ArgumentList.Add(entry);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         // nothing of the test run's own configuration leaks in (PREFTUNE_BROKER, PREFTUNE_DATABASE of the shared servers...)

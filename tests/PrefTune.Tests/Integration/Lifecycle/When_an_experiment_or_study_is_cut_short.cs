@@ -52,9 +52,8 @@ public sealed class When_an_experiment_or_study_is_cut_short(FaultServers server
         Assert.True(File.Exists(Path.Combine(report, "gold_reward.png")));
     }
 
-    /// <summary>The command-line study test's two runs, long enough (200 steps each) to be stopped in the second even when
-    /// the signal is handled late on a loaded machine (at 60 steps the second run once finished first).</summary>
-    private const int StudySteps = 200;
+    /// <summary>The command-line study test's two runs, long enough (60 steps each) to be stopped in the second.</summary>
+    private const int StudySteps = 60;
     private static readonly string Study = Studies.When_the_command_line_runs_a_study.Study.Replace("gradient_steps: 8", $"gradient_steps: {StudySteps}");
 
     [Fact]
