@@ -34,9 +34,17 @@ if npm_fixtures=$(bash infra/dev/npm-fixtures.sh); then export PREFTUNE_TEST_NPM
 else echo "could not fetch the npm test fixtures: the tokenizer comparison tests will fail" >&2; fi
 
 rm -rf "$RESULTS"; mkdir -p "$RESULTS"
-dotnet test PrefTune.sln --logger trx --logger "console;verbosity=normal" --results-directory "$RESULTS" "$@"
-status=$?
+dotnet test PrefTune.sln --logger trx --logger "console;verbosity=normal" --results-directory "$RESULTS" "$@" \
+  | tee "$RESULTS/console.log"
+status=${PIPESTATUS[0]}
 stop_servers
+
+# the failures again, next to the summary, so a log read from its end shows what failed and why
+if grep -q '^ *Failed [A-Za-z]' "$RESULTS/console.log"; then
+  echo "---- failed tests (each with the first lines of its message; the whole of it above and in $RESULTS) ----"
+  awk '/^ *Failed [A-Za-z]/ { n = 25 } n > 0 { print; n-- }' "$RESULTS/console.log" | cut -c1-300 | head -400
+  echo "----"
+fi
 
 # count from the TRX files' <Counters> (one per test project), not from console text
 passed=0; failed=0; files=0
