@@ -16,6 +16,7 @@ public sealed record TrainingBatchAssembled
     public required DataSource Source { get; init; }
     /// <summary>The learner's policy version when the batch was handed over.</summary>
     public required int PolicyVersion { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedIdsConverter))]
     public required IReadOnlyList<Guid> SampleIds { get; init; }
 }
 
@@ -31,6 +32,7 @@ public sealed record TrainPolicy
     /// <summary>The weights the Learner should hold before this batch; a Learner without them loads this checkpoint.</summary>
     public required CheckpointRef Policy { get; init; }
     public required CheckpointRef Reference { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedSamplesConverter))]
     public required IReadOnlyList<TrainingSample> Samples { get; init; }
     /// <summary>Seeds the minibatch order.</summary>
     public required long Seed { get; init; }
@@ -55,6 +57,7 @@ public sealed record UpdateApplied
     public required int Minibatch { get; init; }
     public required int VersionBefore { get; init; }
     public required int VersionAfter { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedIdsConverter))]
     public required IReadOnlyList<Guid> SampleIds { get; init; }
     public required double Loss { get; init; }
     /// <summary>Per-step training metrics with TRL's names and a train/ prefix.</summary>
@@ -94,6 +97,7 @@ public sealed record PolicyTrained
     public required Guid BatchId { get; init; }
     public required int Steps { get; init; }
     public required CheckpointRef Checkpoint { get; init; }
-    /// <summary>The gradient steps of this batch, in order (also published one by one as they happen).</summary>
+    /// <summary>The gradient steps of this batch, in order. Recorded empty: each step is on record once, as the
+    /// <see cref="UpdateApplied"/> events just before this one (runs recorded before that have them twice).</summary>
     public IReadOnlyList<UpdateApplied> Updates { get; init; } = [];
 }

@@ -82,5 +82,6 @@ public sealed record RolloutsGenerated
     public required RolloutPurpose Purpose { get; init; }
     public required int Iteration { get; init; }
     public required int PolicyVersion { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedRolloutsConverter))]
     public required IReadOnlyList<Rollout> Rollouts { get; init; }
 }

@@ -7,6 +7,7 @@ public sealed record ScoreRollouts
     public required Guid BatchId { get; init; }
     public required RolloutPurpose Purpose { get; init; }
     public required TaskSpec Task { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedRolloutsConverter))]
     public required IReadOnlyList<Rollout> Rollouts { get; init; }
     /// <summary>The learned reward a method trains on (<see cref="RunSpec.RewardModel"/>); null is the task's gold reward.</summary>
     public RewardModelSpec? RewardModel { get; init; }
@@ -30,6 +31,7 @@ public sealed record RolloutsScored
     public required Guid RunId { get; init; }
     public required Guid BatchId { get; init; }
     public required RolloutPurpose Purpose { get; init; }
+    [System.Text.Json.Serialization.JsonConverter(typeof(PackedScoresConverter))]
     public required IReadOnlyList<RolloutScore> Scores { get; init; }
     /// <summary>Reward-model queries spent on this batch.</summary>
     public int RewardQueries { get; init; }

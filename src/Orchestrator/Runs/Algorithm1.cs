@@ -99,7 +99,7 @@ public sealed class Algorithm1
                 run.Updates.AddRange(trained.Updates);
                 run.Policy = trained.Checkpoint;
                 source.RunAhead(run, iteration + 1, iterations, stop.Token);
-                List<object> learned = [.. trained.Updates, trained, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint },
+                List<object> learned = [.. trained.Updates, trained with { Updates = [] }, new CheckpointPublished { RunId = run.RunId, Checkpoint = trained.Checkpoint },
                     .. record.Drain(run.RunId)];
                 try
                 {
