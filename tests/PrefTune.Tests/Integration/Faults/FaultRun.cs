@@ -34,6 +34,29 @@ public sealed class FaultRun : IAsyncDisposable
           - {name: reinforce, data: online}
         """;
 
+    /// <summary>
+    /// The same faults on a language model: the shipped stories260K experiment (Min Length, REINFORCE) with its model
+    /// and prompts named by absolute path, 2 prompts x 4 responses of at most 24 new tokens a batch, 2 gradient steps
+    /// each (M = 4). 120 steps: ~0.3 s a batch here, so it too outlasts a service killed and started again.
+    /// </summary>
+    public const int LanguageModelGradientSteps = 120;
+
+    public static string LanguageModelExperiment()
+    {
+        var root = Unit.Experiments.ExperimentText.RepositoryRoot();
+        return $$"""
+            name: fault-lm
+            seeds: [11]
+            task:
+              kind: length
+              length: {goal: min, prompts: "{{Path.Combine(root, "experiments", "prompts", "story-endings.jsonl")}}"}
+              model: {path: "{{Unit.LanguageModels.Fixtures.StoriesHf}}", stop_ids: "1", max_new_tokens: 24}
+            loop: {B: 8, C: 4, M: 4, T: 1, gradient_steps: {{LanguageModelGradientSteps}}, learning_rate: 0.0001, eval_every: 100000, eval_samples: 8}
+            methods:
+              - {name: reinforce, data: online}
+            """;
+    }
+
     /// <summary>The fault comes once this many updates are recorded: two batches in, well before the end.</summary>
     public const int UpdatesBeforeFault = 8;
 
@@ -66,18 +89,21 @@ public sealed class FaultRun : IAsyncDisposable
     public string VirtualHost { get; }
     public string Folder { get; }
     public string Broker => _servers.Broker(VirtualHost);
+    /// <summary>The experiment's gradient steps (<see cref="GradientSteps"/> for the bandit's).</summary>
+    public int Steps { get; private init; }
     public PrefTuneProgram Orchestrator { get; private set; } = null!;
 
     /// <summary>Starts the three services, then the orchestrator (which waits until all three answer).</summary>
-    public static async Task<FaultRun> StartAsync(FaultServers servers, ITestOutputHelper output, string name)
+    public static async Task<FaultRun> StartAsync(FaultServers servers, ITestOutputHelper output, string name, string? experiment = null,
+        int steps = GradientSteps)
     {
         await servers.EnsureRunningAsync();
         var folder = Directory.CreateTempSubdirectory($"preftune-fault-{name}-").FullName;
-        var run = new FaultRun(servers, output, await servers.NewSchemaAsync(), await servers.NewVirtualHostAsync(), folder);
+        var run = new FaultRun(servers, output, await servers.NewSchemaAsync(), await servers.NewVirtualHostAsync(), folder) { Steps = steps };
         foreach (var role in new[] { "sampler", "scorer", "learner" })
             run.StartService(role);
         var file = Path.Combine(folder, "fault.yaml");
-        await File.WriteAllTextAsync(file, Experiment);
+        await File.WriteAllTextAsync(file, experiment ?? Experiment);
         run.Orchestrator = run.Track(PrefTuneProgram.Start("orchestrator",
             ["run", file, "--broker", run.Broker, "--database", servers.Database, "--schema", run.Schema,
              "--external-services", "--json", "--output", Path.Combine(folder, "out")],
@@ -154,7 +180,7 @@ public sealed class FaultRun : IAsyncDisposable
     {
         var updates = await CountUpdatesAsync();
         Note($"{fault}: {updates} updates recorded, orchestrator {(Orchestrator.HasExited ? "exited" : "running")}");
-        if (updates >= GradientSteps)
+        if (updates >= Steps)
             throw new XunitException($"inconclusive: all {updates} updates were recorded before the fault ({fault}) took effect; give the run more gradient steps\n{Diagnostics()}");
     }
 
@@ -193,7 +219,7 @@ public sealed class FaultRun : IAsyncDisposable
     public async Task AssertCompletedAsync()
     {
         var events = await EventsAsync();
-        WithDiagnostics(() => RunInvariants.AssertCompleted(events, GradientSteps));
+        WithDiagnostics(() => RunInvariants.AssertCompleted(events, Steps));
         WithDiagnostics(() => Xunit.Assert.True(Orchestrator.ExitCode == 0, $"the run completed but the orchestrator exited with {Orchestrator.ExitCode}"));
     }
 

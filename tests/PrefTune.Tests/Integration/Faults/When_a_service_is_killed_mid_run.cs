@@ -20,11 +20,19 @@ public sealed class When_a_service_is_killed_mid_run(FaultServers servers, ITest
     [Fact]
     public Task The_run_completes_after_the_learner_is_killed_and_replaced() => KillAndReplaceAsync("learner");
 
-    private async Task KillAndReplaceAsync(string role)
+    /// <summary>The language model's rollouts and checkpoints take the same road: a killed Learner rebuilds from the
+    /// stored transient copy and its trainer state, a killed Sampler's request is answered by the next one.</summary>
+    [Theory]
+    [InlineData("sampler")]
+    [InlineData("learner")]
+    public Task A_language_model_run_completes_after_a_service_is_killed_and_replaced(string role) =>
+        KillAndReplaceAsync(role, FaultRun.LanguageModelExperiment(), FaultRun.LanguageModelGradientSteps);
+
+    private async Task KillAndReplaceAsync(string role, string? experiment = null, int steps = FaultRun.GradientSteps)
     {
-        await using var run = await FaultRun.StartAsync(servers, output, $"{role}-killed");
-        var before = await run.WaitForUpdatesAsync(FaultRun.UpdatesBeforeFault, TimeSpan.FromSeconds(45));
-        Assert.True(before < FaultRun.GradientSteps && !run.Orchestrator.HasExited, "the run ended before the fault: make it longer");
+        await using var run = await FaultRun.StartAsync(servers, output, $"{role}-killed{(experiment is null ? "" : "-lm")}", experiment, steps);
+        var before = await run.WaitForUpdatesAsync(FaultRun.UpdatesBeforeFault, TimeSpan.FromSeconds(60));
+        Assert.True(before < steps && !run.Orchestrator.HasExited, "the run ended before the fault: make it longer");
 
         run.Service(role).Kill();
         await run.AssertFaultCameMidRunAsync($"{role} killed");
