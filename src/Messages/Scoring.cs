@@ -13,6 +13,16 @@ public sealed record ScoreRollouts
     public RewardModelSpec? RewardModel { get; init; }
     /// <summary>libtorch intra-op threads for the reward model (<see cref="RunSpec.TorchThreads"/>); the gold reward uses none.</summary>
     public int TorchThreads { get; init; } = 1;
+
+    /// <summary>The request that scores <paramref name="generated"/>'s rollouts. They go without their log-probs: a reward
+    /// reads the tokens (and how a response ended), never what the sampling policy thought of them, and for a language
+    /// model the log-probs are most of a packed rollout's bytes.</summary>
+    public static ScoreRollouts For(RolloutsGenerated generated, TaskSpec task, RewardModelSpec? rewardModel, int torchThreads) => new()
+    {
+        RunId = generated.RunId, BatchId = generated.BatchId, Purpose = generated.Purpose, Task = task, RewardModel = rewardModel,
+        TorchThreads = torchThreads,
+        Rollouts = generated.Rollouts.Select(r => r with { TokenLogProbs = [], ReferenceLogProb = null }).ToList(),
+    };
 }
 
 /// <summary>Rewards of one rollout.</summary>

@@ -9,11 +9,16 @@ public sealed class SamplerRole : IServiceRole
 {
     public string Name => "sampler";
 
-    public void AddServices(IServiceCollection services) => services.AddSingleton<PolicyCache>();
+    public void AddServices(IServiceCollection services)
+    {
+        services.AddSingleton<PolicyCache>();
+        services.AddSingleton<EvaluationsUnderWay>();
+    }
 
     public void AddConsumers(IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<SampleRolloutsConsumer, SampleRolloutsConsumerDefinition>();
+        bus.AddConsumer<EvaluatePolicyConsumer, EvaluatePolicyConsumerDefinition>();
         bus.AddConsumer<PrefetchCheckpointConsumer, PrefetchCheckpointConsumerDefinition>();
         bus.AddConsumer<AnnounceSampler>();
     }

@@ -46,6 +46,7 @@ public static class OrchestratorHost
             bus.AddRequestClient<SampleRollouts>();
             bus.AddRequestClient<ScoreRollouts>();
             bus.AddRequestClient<TrainPolicy>();
+            bus.AddRequestClient<EvaluatePolicy>();
         });
         builder.Services.AddPrefTuneEventStore(options.Database!, options.Schema);
         builder.Services.AddSingleton<ServiceDirectory>();

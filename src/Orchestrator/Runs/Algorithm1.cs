@@ -1,6 +1,7 @@
 using MassTransit;
 using PrefTune.Training.Tasks.Length;
 using PrefTune.Messages;
+using PrefTune.Sampler;
 
 namespace PrefTune.Orchestrator.Runs;
 
@@ -12,6 +13,11 @@ public interface IStageCalls
     Task<RolloutsGenerated> SampleAsync(SampleRollouts request, CancellationToken ct);
     Task<RolloutsScored> ScoreAsync(ScoreRollouts request, CancellationToken ct);
     Task<PolicyTrained> TrainAsync(TrainPolicy request, CancellationToken ct);
+
+    /// <summary>An evaluation's aggregates. By default sampled and scored through the two calls above (the bench's objects
+    /// in process, and the split bench, which times them apart); over the bus the Sampler asks the Scorer itself.</summary>
+    Task<EvaluationSummarized> EvaluateAsync(EvaluatePolicy request, CancellationToken ct) =>
+        PolicyEvaluation.EvaluateAsync(request, SampleAsync, ScoreAsync, ct);
 }
 
 /// <summary>Where a run's facts go and what is done once they are kept. The driver appends to the event journal and
@@ -205,89 +211,57 @@ public sealed class Algorithm1
     internal async Task<Batch> SampleAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose, int iteration,
         IReadOnlyList<Prompt> prompts, int c, CheckpointRef policy, CancellationToken ct)
     {
-        var (generated, scored) = await GenerateAndScoreAsync(run, batchId, purpose, iteration, prompts, c, policy, ct);
+        var spec = run.Spec;
+        var generated = await stages.SampleAsync(SampleRequest(run, batchId, purpose, iteration, prompts, c, policy), ct);
+        var scored = await stages.ScoreAsync(ScoreRollouts.For(generated, spec.Task, spec.RewardModel, spec.TorchThreads), ct);
+        if (scored.Scores.Count != generated.Rollouts.Count)
+            throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
         var rewards = scored.Scores.ToDictionary(s => s.SampleId, s => s.Reward);
         var samples = generated.Rollouts.Select(r => new TrainingSample { Rollout = r, Reward = rewards[r.SampleId] }).ToList();
         return new Batch(batchId, [generated, scored], samples, generated.Rollouts.Count, scored.RewardQueries);
     }
 
-    private async Task<(RolloutsGenerated, RolloutsScored)> GenerateAndScoreAsync(RunState run, Guid batchId, RolloutPurpose purpose,
-        int iteration, IReadOnlyList<Prompt> prompts, int c, CheckpointRef policy, CancellationToken ct, CheckpointRef? reference = null)
+    private static SampleRollouts SampleRequest(RunState run, Guid batchId, RolloutPurpose purpose, int iteration,
+        IReadOnlyList<Prompt> prompts, int c, CheckpointRef policy, CheckpointRef? reference = null) => new()
     {
-        var spec = run.Spec;
-        var generated = await stages.SampleAsync(new SampleRollouts
-        {
-            RunId = run.RunId, BatchId = batchId, Purpose = purpose, Iteration = iteration, Task = spec.Task, Policy = policy,
-            Prompts = prompts, ResponsesPerPrompt = c, Temperature = spec.Loop.Temperature,
-            Seed = SeedFor(spec.Seed, purpose == RolloutPurpose.Evaluation ? policy.Version : iteration, (int)purpose),
-            TorchThreads = spec.TorchThreads,
-            Reference = reference,
-        }, ct);
-        var scored = await stages.ScoreAsync(new ScoreRollouts
-        {
-            RunId = run.RunId, BatchId = batchId, Purpose = purpose, Task = spec.Task, Rollouts = generated.Rollouts, RewardModel = spec.RewardModel,
-            TorchThreads = spec.TorchThreads,
-        }, ct);
-        if (scored.Scores.Count != generated.Rollouts.Count)
-            throw new StageException("scorer", $"batch {batchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
-        return (generated, scored);
-    }
+        RunId = run.RunId, BatchId = batchId, Purpose = purpose, Iteration = iteration, Task = run.Spec.Task, Policy = policy,
+        Prompts = prompts, ResponsesPerPrompt = c, Temperature = run.Spec.Loop.Temperature,
+        Seed = SeedFor(run.Spec.Seed, purpose == RolloutPurpose.Evaluation ? policy.Version : iteration, (int)purpose),
+        TorchThreads = run.Spec.TorchThreads,
+        Reference = reference,
+    };
 
-    /// <summary>Mean gold reward of fresh samples from the current policy. Evaluation rollouts are summarised, not stored:
-    /// the caller records the returned fact.</summary>
+    /// <summary>Mean gold reward of fresh samples from the current policy, measured in one hop by the Sampler and the
+    /// Scorer (<see cref="EvaluatePolicy"/>): only the aggregates come back. The caller records the returned fact.</summary>
     internal async Task<PolicyEvaluated> EvaluateAsync(RunState run, CancellationToken ct)
     {
-        var loop = run.Spec.Loop;
+        var spec = run.Spec;
+        var loop = spec.Loop;
         var pool = run.PromptPool;
         var perPrompt = (loop.EvalSamples + pool.Count - 1) / pool.Count;
-        var (generated, scored) = await GenerateAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, ct, run.Reference);
-        run.RewardQueries += scored.RewardQueries;
-        var gold = scored.Scores.Select(s => s.GoldReward).ToArray();
-        var mean = gold.Average();
-        // Monte-Carlo estimates over y ~ pi (token log-probs are at temperature 1):
-        // entropy H(pi) = -E[log pi(y)], KL(pi || pi_ref) = E[log pi(y) - log pi_ref(y)].
-        var logProbs = generated.Rollouts.Select(r => r.TokenLogProbs.Sum(lp => (double)lp)).ToArray();
-        var entropy = -logProbs.Average();
-        var kl = generated.Rollouts.Select((r, i) => logProbs[i] - (r.ReferenceLogProb ?? logProbs[i])).Average();
+        var summary = await stages.EvaluateAsync(new EvaluatePolicy
+        {
+            Sampling = SampleRequest(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, run.Reference),
+            RewardModel = spec.RewardModel,
+        }, ct);
+        run.RewardQueries += summary.RewardQueries;
+        // The run's running totals after the evaluation's own three (the order metrics.jsonl has always had them in).
+        var metrics = summary.Metrics.Take(3).ToDictionary();
+        metrics["stats/reward_queries"] = run.RewardQueries;
+        metrics["stats/samples_drawn"] = run.SamplesDrawn;
+        foreach (var (name, value) in summary.Metrics.Skip(3)) metrics[name] = value;
         var evaluated = new PolicyEvaluated
         {
             RunId = run.RunId,
             PolicyVersion = run.Policy!.Version,
             Step = run.Steps,
-            Samples = gold.Length,
-            MeanGoldReward = mean,
-            GoldRewardStd = Math.Sqrt(gold.Sum(g => (g - mean) * (g - mean)) / gold.Length),
-            Entropy = entropy,
-            Metrics = new Dictionary<string, double>
-            {
-                ["eval/gold_reward"] = mean,
-                ["eval/objective/entropy"] = entropy,
-                ["eval/objective/kl"] = kl,
-                ["stats/reward_queries"] = run.RewardQueries,
-                ["stats/samples_drawn"] = run.SamplesDrawn,
-            },
+            Samples = summary.Samples,
+            MeanGoldReward = summary.MeanGoldReward,
+            GoldRewardStd = summary.GoldRewardStd,
+            Entropy = summary.Entropy,
+            Metrics = metrics,
         };
-        if (run.Spec.RewardModel is not null)   // what the policy is trained to raise, beside the gold reward it is measured on
-            evaluated = evaluated with { Metrics = new Dictionary<string, double>(evaluated.Metrics) { ["eval/proxy_reward"] = scored.Scores.Average(s => s.Reward) } };
-        if (generated.Rollouts.Any(r => r.Finish is not null))
-            evaluated = evaluated with { Metrics = new Dictionary<string, double>(evaluated.Metrics).WithCompletions(generated.Rollouts) };
         run.Evaluations.Add(evaluated);
         return evaluated;
-    }
-}
-
-internal static class CompletionMetrics
-{
-    /// <summary>
-    /// TRL's completion statistics of generated text (its names, eval/ prefix): mean length in tokens (the stop token not
-    /// counted), the share truncated at max_new_tokens, and the mean length of those that stopped on their own.
-    /// </summary>
-    public static Dictionary<string, double> WithCompletions(this Dictionary<string, double> metrics, IReadOnlyList<Rollout> rollouts)
-    {
-        metrics["eval/completions/mean_length"] = rollouts.Average(r => (double)r.ContentLength());
-        metrics["eval/completions/clipped_ratio"] = rollouts.Count(r => r.Finish == FinishReason.Length) / (double)rollouts.Count;
-        var terminated = rollouts.Where(r => r.Finish == FinishReason.Stop).ToList();
-        if (terminated.Count > 0) metrics["eval/completions/mean_terminated_length"] = terminated.Average(r => (double)r.ContentLength());
-        return metrics;
     }
 }

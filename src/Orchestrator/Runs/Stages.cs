@@ -27,13 +27,14 @@ public sealed class Stages : IStageCalls
     private readonly IRequestClient<SampleRollouts> _sample;
     private readonly IRequestClient<ScoreRollouts> _score;
     private readonly IRequestClient<TrainPolicy> _train;
+    private readonly IRequestClient<EvaluatePolicy> _evaluate;
     private readonly PrefTuneOptions _options;
     private readonly ResiliencePipeline _pipeline;
 
     public Stages(IRequestClient<InitializePolicy> initialize, IRequestClient<SampleRollouts> sample, IRequestClient<ScoreRollouts> score,
-        IRequestClient<TrainPolicy> train, PrefTuneOptions options)
+        IRequestClient<TrainPolicy> train, IRequestClient<EvaluatePolicy> evaluate, PrefTuneOptions options)
     {
-        (_initialize, _sample, _score, _train, _options) = (initialize, sample, score, train, options);
+        (_initialize, _sample, _score, _train, _evaluate, _options) = (initialize, sample, score, train, evaluate, options);
         _pipeline = BuildPipeline(options);
     }
 
@@ -55,6 +56,10 @@ public sealed class Stages : IStageCalls
 
     public Task<PolicyTrained> TrainAsync(TrainPolicy request, CancellationToken ct) =>
         AskAsync<TrainPolicy, PolicyTrained>(_train, request, "learner", ct);
+
+    /// <summary>One hop: the Sampler samples and asks the Scorer itself; a quiet Scorer is a quiet Sampler here, asked again.</summary>
+    public Task<EvaluationSummarized> EvaluateAsync(EvaluatePolicy request, CancellationToken ct) =>
+        AskAsync<EvaluatePolicy, EvaluationSummarized>(_evaluate, request, "sampler", ct);
 
     /// <summary>Total budget, then retries (backoff with jitter) of transient failures, then the breaker, then one attempt.</summary>
     private ResiliencePipeline BuildPipeline(PrefTuneOptions options) => new ResiliencePipelineBuilder()
