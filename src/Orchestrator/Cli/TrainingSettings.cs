@@ -48,9 +48,19 @@ public class TrainingSettings : StoreSettings
         return output;
     }
 
-    /// <summary>The data file, the model and the tokenizer as full paths, with the device and threads.</summary>
-    public TrainingSource Source(string data, string model) =>
-        new(Path.GetFullPath(data), Path.GetFullPath(model), Tokenizer is null ? "" : Path.GetFullPath(Tokenizer), Device, Threads);
+    /// <summary>The data file, the model and the tokenizer as full paths (a model or tokenizer may be an <c>org/name</c> in the
+    /// Hugging Face cache), with the device and threads.</summary>
+    public TrainingSource Source(string data, string model)
+    {
+        var here = Directory.GetCurrentDirectory();
+        static string Named(string flag, Func<string> resolve)
+        {
+            try { return resolve(); }
+            catch (ModelReferenceException e) { throw new ArgumentException($"{flag} {e.Message}"); }
+        }
+        return new(Path.GetFullPath(data), Named("--model", () => ModelReferences.Resolve(model, here)),
+            Tokenizer is null ? "" : Named("--tokenizer", () => ModelReferences.Resolve(Tokenizer, here)), Device, Threads);
+    }
 
     /// <summary>Runs a training settings record's Validate, naming the bad field as the flag it came from
     /// (learning_rate = 0 ... becomes --learning-rate = 0 ...).</summary>

@@ -98,6 +98,9 @@ internal sealed class DocumentReader
             _problems.Add(item);
     }
 
+    /// <summary>Whether a problem is already noted at <paramref name="path"/> (a later check of the same field would only repeat it).</summary>
+    public bool HasProblemAt(string path) => _problems.Any(p => p.Path == path);
+
     /// <summary>Remembers the line of a field so that later problems about it can name it.</summary>
     public void Seen(string path, YamlNode node) => _lines.TryAdd(path, (int)node.Start.Line);
 

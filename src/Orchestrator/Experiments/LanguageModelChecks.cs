@@ -50,7 +50,7 @@ internal static class LanguageModelChecks
                 "a block with path: (a Hugging Face model directory or a llama2.c .bin)");
             return task;
         }
-        model = model with { Path = Resolve(model.Path, folder), Tokenizer = Resolve(model.Tokenizer, folder) };
+        model = model with { Path = ResolveModel(model.Path, folder, "task.model.path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, "task.model.tokenizer", reader) };
         length = length with { Prompts = Resolve(length.Prompts, folder), Dataset = Resolve(length.Dataset, folder) };
         task = task with { Model = model, Length = length };
 
@@ -62,7 +62,8 @@ internal static class LanguageModelChecks
         catch (ArgumentException e) { reader.Add("task.model.device", e.Message, "cpu, or cuda with the CUDA build"); }
         if (model.Path == "")
         {
-            reader.Add("task.model.path", "missing", "a Hugging Face model directory or a llama2.c checkpoint (.bin)");
+            if (!reader.HasProblemAt("task.model.path"))   // an org/name found nowhere is already named
+                reader.Add("task.model.path", "missing", "a Hugging Face model directory or a llama2.c checkpoint (.bin)");
             return task;
         }
         if (LoadProblem(model.Path) is { } problem)
@@ -132,13 +133,13 @@ internal static class LanguageModelChecks
     /// </summary>
     public static RewardModelSpec CheckRewardModel(RewardModelSpec model, TaskSpec task, string folder, DocumentReader reader)
     {
-        model = model with { Path = Resolve(model.Path, folder), Tokenizer = Resolve(model.Tokenizer, folder) };
+        model = model with { Path = ResolveModel(model.Path, folder, "reward_model.path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, "reward_model.tokenizer", reader) };
         try { ComputeDevice.Resolve(model.Device, null); }
         catch (ArgumentException e) { reader.Add("reward_model.device", e.Message, "cpu, or cuda with the CUDA build"); }
         const string Classifier = "a Hugging Face directory of a sequence-classification model (LlamaForSequenceClassification, GPTNeoXForSequenceClassification)";
         if (model.Path == "")
         {
-            reader.Add("reward_model.path", "missing", Classifier);
+            if (!reader.HasProblemAt("reward_model.path")) reader.Add("reward_model.path", "missing", Classifier);
             return model;
         }
         if (LoadProblem(model.Path, ModelHead.SequenceClassification) is { } problem)
@@ -195,6 +196,18 @@ internal static class LanguageModelChecks
     {
         try { return Checkpoints.ReadConfig(policy.Path).VocabSize; }
         catch (ModelLoadException) { return null; }
+    }
+
+    /// <summary>A model or tokenizer path resolved like <see cref="Resolve"/>, or an <c>org/name</c> found in the local Hugging
+    /// Face cache (<see cref="ModelReferences"/>); one found nowhere is an error at <paramref name="key"/> naming the places looked at.</summary>
+    private static string ResolveModel(string path, string folder, string key, DocumentReader reader)
+    {
+        try { return ModelReferences.Resolve(path, folder); }
+        catch (ModelReferenceException e)
+        {
+            reader.Add(key, e.Message, "a model directory or file (relative to the experiment file), or org/name in the Hugging Face cache");
+            return "";
+        }
     }
 
     /// <summary>A path as written, or under <paramref name="folder"/> when relative; empty stays empty.</summary>
