@@ -22,6 +22,7 @@ app.Configure(config =>
     config.AddCommand<PreferenceDataCommand>("preference-data").WithDescription("Sample a length task's reference and write its preference pairs (JSONL, Parquet with --parquet), scored by the task's gold rule, recorded in the event store.");
     config.AddCommand<TrainRmCommand>("train-rm").WithDescription("Train a proxy reward model (Bradley-Terry) on preference pairs from an SFT model and write it as a Hugging Face directory for reward_model.path.");
     config.AddCommand<SftCommand>("sft").WithDescription("Fine-tune a causal language model on prompt/completion data (the loss on the completions only) and write it as a Hugging Face directory for task.model.path: your own reference.");
+    config.AddCommand<DataCommand>("data").WithDescription("What a preference or prompt file holds (TRL, AlpacaFarm, UltraFeedback, HH, relabeled; JSONL or Parquet): its format, rows, length percentiles and first rows.");
     config.AddCommand<GenerateCommand>("generate").WithDescription("Sample text from a language model (a Hugging Face directory or a llama2.c checkpoint): the first check on a model.");
     config.AddCommand<ToyCommand>("toy").WithDescription("The mode-seeking toy: descend KL(p||q) and KL(q||p) on a categorical and plot both.");
 });
