@@ -25,6 +25,10 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [Description("Report folder. Default: out/<experiment>-<timestamp>")]
         public string? Output { get; init; }
 
+        [CommandOption("--report-to <WHERE>")]
+        [Description(TensorBoardReport.OptionHelp)]
+        public string? ReportTo { get; init; }
+
         [CommandOption("--resume")]
         [Description("Continue the file as a whole: keep its completed runs, resume its stopped, failed or abandoned ones, start missing ones, then write the report.")]
         public bool Resume { get; init; }
@@ -38,6 +42,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{experiment.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
         OutputFolder.EnsureWritable(output);
+        var tensorBoard = TensorBoardReport.Wanted(settings.ReportTo);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var plan = settings.Resume ? await ResumePlan.PlanAsync(session.Store, experiment, cancellationToken) : null;
@@ -59,6 +64,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         foreach (var outcome in outcomes)
             ledgers[outcome.RunId] = await RunHistory.LoadLedgerAsync(session.Store, outcome.RunId, cancellationToken);
         var files = RunReport.Write(output, experiment, outcomes, ledgers);
+        if (tensorBoard) files = [.. files, TensorBoardReport.Write(output, outcomes, ledgers)];
         var summary = new SummaryReport(experiment, outcomes, ledgers);
         if (settings.Json)
         {

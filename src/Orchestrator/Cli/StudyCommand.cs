@@ -21,6 +21,10 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         [Description("Study file (YAML or JSON, kind: study), e.g. experiments/study-bandit.yaml")]
         public string Study { get; init; } = "";
 
+        [CommandOption("--report-to <WHERE>")]
+        [Description(TensorBoardReport.OptionHelp)]
+        public string? ReportTo { get; init; }
+
         [CommandOption("--json")]
         [Description("Print summary.json on stdout (no progress display).")]
         public bool Json { get; init; }
@@ -43,6 +47,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
         var hosting = settings.Hosting(options);
         var output = settings.Output ?? Path.Combine("out", $"{study.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
         OutputFolder.EnsureWritable(output);
+        var tensorBoard = TensorBoardReport.Wanted(settings.ReportTo);
 
         await using var session = await PipelineSession.StartAsync(options, hosting, cancellationToken);
         var runner = new StudyRunner(session);
@@ -90,6 +95,7 @@ public sealed class StudyCommand : AsyncCommand<StudyCommand.Settings>
             ?? throw new InvalidOperationException($"study {studyId} was not recorded");
         var summary = new StudySummary(study.Name, studyId, record.Runs, record.Prepared);
         var files = StudyReport.Write(output, summary);
+        if (tensorBoard) files = [.. files, TensorBoardReport.Write(output, summary.DistinctRuns)];
         await runner.CompleteAsync(studyId, output, cancellationToken);
 
         var failed = summary.DistinctRuns.Where(o => o.Status != "completed").ToList();

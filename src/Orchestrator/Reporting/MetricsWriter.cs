@@ -24,12 +24,20 @@ public static class MetricsWriter
 
     /// <summary>Per run, its train and eval lines in step order (the evaluation at step s follows gradient step s).</summary>
     public static IEnumerable<string> JsonLines(IReadOnlyList<RunOutcome> outcomes, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null) =>
-        from outcome in outcomes
-        let lags = ledgers?.GetValueOrDefault(outcome.RunId)?.Steps.ToDictionary(s => s.Step)
-        from line in outcome.Evaluations.Select(e => (e.Step, Order: 1, Json: EvalLine(outcome, e)))
+        outcomes.SelectMany(o => Lines(o, ledgers)).Select(line => line.ToJsonString());
+
+    /// <summary>One run's lines as objects: what metrics.jsonl holds, and what the TensorBoard report writes as scalars.</summary>
+    public static IEnumerable<JsonObject> Lines(RunOutcome outcome, IReadOnlyDictionary<Guid, RunLedger>? ledgers = null)
+    {
+        var lags = ledgers?.GetValueOrDefault(outcome.RunId)?.Steps.ToDictionary(s => s.Step);
+        return outcome.Evaluations.Select(e => (e.Step, Order: 1, Json: EvalLine(outcome, e)))
             .Concat(outcome.Updates.Select(u => (u.Step, Order: 0, Json: TrainLine(outcome, u, lags?.GetValueOrDefault(u.Step)))))
             .OrderBy(l => l.Step).ThenBy(l => l.Order)
-        select line.Json.ToJsonString();
+            .Select(l => l.Json);
+    }
+
+    /// <summary>The keys every line starts with (<see cref="Header"/>): who and when, not measurements.</summary>
+    public static IReadOnlySet<string> HeaderKeys { get; } = new HashSet<string> { "run_id", "label", "seed", "kind", "step" };
 
     public static IEnumerable<string> CsvLines(IReadOnlyList<RunOutcome> outcomes) =>
         outcomes.SelectMany(o => o.Evaluations.Select(e => string.Join(",",
