@@ -27,6 +27,18 @@ public sealed class DataCommand : AsyncCommand<DataCommand.Settings>
         [Description("How conversations become text: plain, prompter (the paper's), hh, llama-2, chatml, llama-3. Default: the tokenizer's tokenizer_config.json chat template if it has one of these shapes, else plain")]
         public string? Template { get; init; }
 
+        [CommandOption("--convert <FORMAT>")]
+        [Description("Also write the rows in this format (trl-standard, trl-conversational, prompt-only, alpacafarm, ultrafeedback, anthropic-hh, relabeled) as JSONL to --output")]
+        public string? Convert { get; init; }
+
+        [CommandOption("--output <FILE>")]
+        [Description("With --convert: the .jsonl file to write (must not exist: nothing is ever overwritten)")]
+        public string? Output { get; init; }
+
+        [CommandOption("--limit <N>")]
+        [Description("With --convert: write the first N rows only. Default: all")]
+        public int? Limit { get; init; }
+
         [CommandOption("--rows <N>")]
         [Description("Rows to print. Default: 3")]
         public int Rows { get; init; } = 3;
@@ -45,6 +57,19 @@ public sealed class DataCommand : AsyncCommand<DataCommand.Settings>
         var template = settings.Template is not null ? Named(settings.Template)
             : tokenizerPath is not null && TokenizerConfig(tokenizerPath) is { } config ? PromptTemplate.FromTokenizerConfig(config) ?? PromptTemplate.Plain
             : PromptTemplate.Plain;
+        PreferenceFormat? convert = null;
+        string? output = null;
+        if (settings.Convert is not null)
+        {
+            try { convert = PreferenceFormats.Named(settings.Convert); }
+            catch (ArgumentException e) { throw new ArgumentException($"--convert: {e.Message}"); }
+            output = string.IsNullOrWhiteSpace(settings.Output) ? throw new ArgumentException("--output: missing; --convert writes a new .jsonl file")
+                : Path.GetFullPath(settings.Output);
+            if (File.Exists(output) || Directory.Exists(output)) throw new ArgumentException($"--output: {output} exists; nothing is ever overwritten");
+            if (settings.Limit is < 1) throw new ArgumentException($"--limit: {settings.Limit} is below 1");
+        }
+        else if (settings.Output is not null || settings.Limit is not null)
+            throw new ArgumentException("--output and --limit go with --convert FORMAT");
         var (format, examples) = await PreferenceFormats.ReadAsync(Path.GetFullPath(settings.File), ct: cancellationToken);
         using var tokenizer = tokenizerPath is null ? null : TextTokenizers.Load(tokenizerPath);
         Func<string, int> length = tokenizer is null ? text => text.Length : text => tokenizer.Encode(text).Length;
@@ -62,6 +87,12 @@ public sealed class DataCommand : AsyncCommand<DataCommand.Settings>
         Line("prompt", examples.Select(e => e.Prompt(template)));
         Line("chosen", examples.Select(e => e.Chosen));
         Line("rejected", examples.Select(e => e.Rejected));
+        if (convert is { } target)
+        {
+            var written = examples.Take(settings.Limit ?? examples.Count).ToList();
+            PreferenceFormats.WriteJsonl(output!, target, written, template);
+            Console.WriteLine($"wrote {written.Count} rows as {PreferenceFormats.NameOf(target)} to {output}");
+        }
         foreach (var example in examples.Take(settings.Rows))
         {
             Console.WriteLine($"--- {example.Where}");

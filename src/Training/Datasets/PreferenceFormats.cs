@@ -173,6 +173,91 @@ public static class PreferenceFormats
         }
     }
 
+    /// <summary>A format by its <see cref="NameOf"/> name; an unknown name is an error listing the known ones.</summary>
+    public static PreferenceFormat Named(string name)
+    {
+        foreach (var format in Enum.GetValues<PreferenceFormat>())
+            if (NameOf(format) == name) return format;
+        throw new ArgumentException($"format '{name}' is not one PrefTune reads; known: {string.Join(", ", Enum.GetValues<PreferenceFormat>().Select(NameOf))}");
+    }
+
+    /// <summary>
+    /// Writes <paramref name="examples"/> as JSONL in <paramref name="format"/>, the inverse of <see cref="Map"/>: what is read
+    /// back is the same prompt, chosen and rejected (HH's responses gain the space after "Assistant:" that HH's text has).
+    /// A text prompt becomes one user turn where the format holds conversations; a conversation becomes text through
+    /// <paramref name="template"/> where it holds text. AlpacaFarm's preference alternates 1, 2 by row so both are written.
+    /// Never overwrites a file.
+    /// </summary>
+    public static void WriteJsonl(string path, PreferenceFormat format, IReadOnlyList<PreferenceExample> examples, PromptTemplate template)
+    {
+        var rows = examples.Select((e, i) => Unmap(format, e, i, template).ToJsonString(Readable)).ToList();
+        using var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write), new System.Text.UTF8Encoding(false));
+        foreach (var row in rows) writer.Write(row + "\n");
+    }
+
+    private static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static JsonObject Unmap(PreferenceFormat format, PreferenceExample e, int index, PromptTemplate template)
+    {
+        IReadOnlyList<ChatMessage> turns = e.PromptMessages ?? [new ChatMessage("user", e.PromptText!)];
+        var text = e.Prompt(template);
+        string Response(string? response, string what) =>
+            response ?? throw new ArgumentException($"{e.Where}: has no {what} response, which {NameOf(format)} needs");
+        JsonArray Messages(IEnumerable<ChatMessage> messages) =>
+            new(messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray());
+        JsonArray Assistant(string content) => Messages([new ChatMessage("assistant", content)]);
+        string UserText() => turns is [{ Role: "user" } only] ? only.Content
+            : throw new ArgumentException($"{e.Where}: {NameOf(format)} holds one user instruction; this prompt has {turns.Count} turns");
+        switch (format)
+        {
+            case PreferenceFormat.TrlStandard:
+                return new JsonObject { ["prompt"] = text, ["chosen"] = Response(e.Chosen, "chosen"), ["rejected"] = Response(e.Rejected, "rejected") };
+            case PreferenceFormat.TrlConversational:
+                return new JsonObject { ["prompt"] = Messages(turns), ["chosen"] = Assistant(Response(e.Chosen, "chosen")), ["rejected"] = Assistant(Response(e.Rejected, "rejected")) };
+            case PreferenceFormat.PromptOnly:
+                return new JsonObject { ["prompt"] = e.PromptMessages is null ? text : Messages(turns) };
+            case PreferenceFormat.AlpacaFarm:
+            {
+                var first = index % 2 == 0;
+                var (chosen, rejected) = (Response(e.Chosen, "chosen"), Response(e.Rejected, "rejected"));
+                return new JsonObject
+                {
+                    ["instruction"] = UserText(), ["input"] = "",
+                    ["output_1"] = first ? chosen : rejected, ["output_2"] = first ? rejected : chosen, ["preference"] = first ? 1 : 2,
+                };
+            }
+            case PreferenceFormat.UltraFeedback:
+            {
+                var chosen = Messages([.. turns, new ChatMessage("assistant", Response(e.Chosen, "chosen"))]);
+                return new JsonObject
+                {
+                    ["prompt"] = UserText(),
+                    ["prompt_id"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(UserText()))),
+                    ["chosen"] = chosen,
+                    ["rejected"] = Messages([.. turns, new ChatMessage("assistant", Response(e.Rejected, "rejected"))]),
+                    ["messages"] = chosen.DeepClone(),
+                    ["score_chosen"] = e.ChosenScore ?? 1, ["score_rejected"] = e.RejectedScore ?? 0,
+                };
+            }
+            case PreferenceFormat.AnthropicHh:
+            {
+                var dialogue = e.PromptMessages is null && e.PromptText!.EndsWith(HhAssistant, StringComparison.Ordinal) ? e.PromptText : PromptTemplate.Hh.Render(turns);
+                return new JsonObject { ["chosen"] = $"{dialogue} {Response(e.Chosen, "chosen")}", ["rejected"] = $"{dialogue} {Response(e.Rejected, "rejected")}" };
+            }
+            case PreferenceFormat.Relabeled:
+            {
+                var (w, l) = (e.ChosenScore ?? 1, e.RejectedScore ?? 0);
+                return new JsonObject
+                {
+                    ["prompt"] = text, ["y_w"] = text + Response(e.Chosen, "chosen"), ["y_l"] = text + Response(e.Rejected, "rejected"),
+                    ["y_w_score"] = w, ["y_l_score"] = l, ["score_diff"] = w - l, ["y_ref"] = null,
+                };
+            }
+            default:
+                throw new ArgumentOutOfRangeException(nameof(format), format, null);
+        }
+    }
+
     /// <summary>The turns before the last of two conversations that must agree on them (the prompt of a conversational pair).</summary>
     private static IReadOnlyList<ChatMessage> SharedTurns(string where, IReadOnlyList<ChatMessage> chosen, IReadOnlyList<ChatMessage> rejected)
     {

@@ -62,6 +62,24 @@ public sealed class When_the_command_line_reads_preference_data : IDisposable
     }
 
     [Fact]
+    public async Task Convert_writes_the_rows_in_another_format_and_never_overwrites()
+    {
+        var shipped = Path.Combine(Unit.Experiments.ExperimentText.RepositoryRoot(), "experiments", "data", "stories-alpacafarm.jsonl");
+        var output = Path.Combine(_folder, "hh.jsonl");
+
+        var convert = await PrefTuneAsync("data", shipped, "--convert", "anthropic-hh", "--limit", "5", "--output", output, "--rows", "0");
+        Assert.True(convert.ExitCode == 0, convert.Error);
+        Assert.Contains($"wrote 5 rows as anthropic-hh to {output}", convert.Output);
+        var back = await PrefTuneAsync("data", output, "--rows", "0");
+        Assert.Contains("anthropic-hh, 5 rows", back.Output);
+
+        var again = await PrefTuneAsync("data", shipped, "--convert", "anthropic-hh", "--output", output);
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("exists; nothing is ever overwritten", again.Error);
+        Assert.Contains("anthropic-hh, 5 rows", (await PrefTuneAsync("data", output, "--rows", "0")).Output);
+    }
+
+    [Fact]
     public async Task A_bad_row_or_template_exits_2_naming_it_without_a_stack_trace()
     {
         var bad = Path.Combine(_folder, "bad.jsonl");

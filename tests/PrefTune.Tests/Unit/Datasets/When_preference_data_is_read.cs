@@ -181,6 +181,37 @@ public sealed class When_preference_data_is_read : IDisposable
         Assert.Contains(expected, error.Message);
     }
 
+    public static TheoryData<string> Formats => new(Enum.GetValues<PreferenceFormat>().Select(PreferenceFormats.NameOf));
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public async Task What_is_written_in_a_format_reads_back_as_the_same_examples(string name)
+    {
+        var format = PreferenceFormats.Named(name);
+        PreferenceExample[] source =
+        [
+            new("memory", "Once upon a time, a cat", null, " sat.", " sat on a very long mat.", -4, -9),
+            new("memory", "Tom had a ball.", null, " He threw it.", " It was red and he liked it.", -3, -8),
+        ];
+        var file = Path.Combine(_folder, $"{name}.jsonl");
+
+        PreferenceFormats.WriteJsonl(file, format, source, PromptTemplate.Plain);
+        var (detected, back) = await PreferenceFormats.ReadAsync(file);
+
+        Assert.Equal(format, detected);
+        Assert.Equal(source.Length, back.Count);
+        for (var i = 0; i < source.Length; i++)
+        {
+            Assert.Equal(source[i].Prompt(PromptTemplate.Plain), format == PreferenceFormat.AnthropicHh
+                ? back[i].PromptText![("\n\nHuman: ".Length)..^("\n\nAssistant:".Length)]   // HH wraps the prompt in its turns
+                : back[i].Prompt(PromptTemplate.Plain));
+            if (format == PreferenceFormat.PromptOnly) { Assert.Null(back[i].Chosen); continue; }
+            var space = format == PreferenceFormat.AnthropicHh ? " " : "";   // HH's text has a space after "Assistant:"
+            Assert.Equal((space + source[i].Chosen, space + source[i].Rejected), (back[i].Chosen, back[i].Rejected));
+        }
+        Assert.Throws<IOException>(() => PreferenceFormats.WriteJsonl(file, format, source, PromptTemplate.Plain));   // never overwritten
+    }
+
     [Fact]
     public async Task An_empty_file_or_another_extension_is_refused_naming_it()
     {
@@ -192,5 +223,22 @@ public sealed class When_preference_data_is_read : IDisposable
         var notParquet = Path.Combine(_folder, "data.parquet");
         File.WriteAllText(notParquet, "not parquet");
         Assert.Contains(notParquet, (await Assert.ThrowsAsync<ArgumentException>(() => PreferenceFormats.ReadAsync(notParquet))).Message);
+    }
+}
+
+/// <summary>The data files shipped in experiments/data (infra/dev/make-format-samples.sh) read as the format their name says.</summary>
+public sealed class When_the_shipped_data_files_are_read
+{
+    public static TheoryData<string> Formats => new(Enum.GetValues<PreferenceFormat>().Select(PreferenceFormats.NameOf));
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public async Task Each_is_detected_as_its_format_with_twelve_rows(string name)
+    {
+        var file = Path.Combine(Experiments.ExperimentText.RepositoryRoot(), "experiments", "data", $"stories-{name}.jsonl");
+        var (format, rows) = await PreferenceFormats.ReadAsync(file);
+        Assert.Equal(name, PreferenceFormats.NameOf(format));
+        Assert.Equal(12, rows.Count);
+        Assert.All(rows, r => Assert.StartsWith("Once upon a time", r.Prompt(PromptTemplate.Plain).TrimStart('\n').Replace("Human: ", "")));
     }
 }
