@@ -120,7 +120,8 @@ internal static class LanguageModelChecks
         catch (ArgumentException e)
         {
             reader.Add("task.length.dataset", e.Message,
-                "a .jsonl or .parquet file of pairs (prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref), as preftune preference-data writes");
+                "a .jsonl or .parquet file of pairs: the relabeled format preftune preference-data writes (prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref), "
+                + "or TRL's standard or conversational form, AlpacaFarm, UltraFeedback or Anthropic HH (preftune data FILE says which it is)");
             return null;
         }
     }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Parquet.Serialization;
 using PrefTune.Training.LanguageModels;
+using PrefTune.Training.Tasks.Length;
 
 namespace PrefTune.Training.Datasets;
 
@@ -106,12 +107,57 @@ public static class PreferenceFormats
     }
 
     /// <summary>Reads a file of any format (detected unless <paramref name="format"/> is given).</summary>
+    /// <remarks>The study's relabeled sets are read by their own reader (<see cref="PreferenceDataFiles"/>, which train-rm,
+    /// preference-data and the length task's offline runs use): one reader of that format, its checks and messages.</remarks>
     public static async Task<(PreferenceFormat Format, IReadOnlyList<PreferenceExample> Examples)> ReadAsync(string path,
         PreferenceFormat? format = null, CancellationToken ct = default)
     {
         var rows = await ReadRowsAsync(path, ct);
         var chosen = format ?? Detect(path, rows[0].Row);
+        if (chosen == PreferenceFormat.Relabeled)
+            return (chosen, (await PreferenceDataFiles.ReadAsync(path, ct)).Select(FromRelabeled).ToList());
         return (chosen, rows.Select(r => Map(chosen, r.Where, r.Row)).ToList());
+    }
+
+    /// <summary>
+    /// Preference pairs of any format as the relabeled rows the length task's offline runs and train-rm read: a relabeled
+    /// file's rows as they are; any other pair format's with the prompt rendered through <paramref name="template"/>,
+    /// y_w and y_l as prompt + response, and its scores (1 and 0 where the format has none: only their order is known).
+    /// </summary>
+    /// <exception cref="ArgumentException">The file cannot be read, or holds prompts only (named).</exception>
+    /// <param name="template">Asked for only when a row's prompt is a conversation (a model's chat template that PrefTune
+    /// cannot render then fails the read, not a file of text prompts).</param>
+    public static async Task<IReadOnlyList<PreferenceRow>> ReadPairsAsync(string path, Func<PromptTemplate> template, CancellationToken ct = default)
+    {
+        var rows = await ReadRowsAsync(path, ct);
+        var format = Detect(path, rows[0].Row);
+        if (format == PreferenceFormat.Relabeled) return await PreferenceDataFiles.ReadAsync(path, ct);
+        if (format == PreferenceFormat.PromptOnly)
+            throw new ArgumentException($"{path}: prompt-only data has no chosen and rejected responses; pairs are needed here");
+        var rendering = new Lazy<PromptTemplate>(template);
+        return rows.Select(r => Map(format, r.Where, r.Row))
+            .Select(e => ToRelabeled(e, e.PromptMessages is null ? PromptTemplate.Plain : rendering.Value)).ToList();
+    }
+
+    private static PreferenceRow ToRelabeled(PreferenceExample e, PromptTemplate template)
+    {
+        var prompt = e.Prompt(template);
+        var (w, l) = (e.ChosenScore ?? 1, e.RejectedScore ?? 0);
+        return new PreferenceRow(prompt, prompt + e.Chosen, prompt + e.Rejected, w, l, w - l, null) { Where = e.Where };
+    }
+
+    /// <summary>A relabeled row as an example: y_w and y_l without the prompt (or after the assistant marker).</summary>
+    private static PreferenceExample FromRelabeled(PreferenceRow row)
+    {
+        var where = row.Where ?? "memory";
+        string Response(string text, string column)
+        {
+            if (text.StartsWith(row.Prompt, StringComparison.Ordinal)) return text[row.Prompt.Length..];
+            var marker = text.LastIndexOf(AssistantMarker, StringComparison.Ordinal);
+            return marker >= 0 ? text[(marker + AssistantMarker.Length)..]
+                : throw new ArgumentException($"{where}, column {column}: neither starts with the prompt nor holds {AssistantMarker}");
+        }
+        return new(where, row.Prompt, null, Response(row.YW, "y_w"), Response(row.YL, "y_l"), row.YWScore, row.YLScore);
     }
 
     /// <summary>One row of <paramref name="format"/> as an example: the column mapping of every format, in one place.</summary>
@@ -156,18 +202,7 @@ public static class PreferenceFormats
                 return new(where, prompt, null, chosen[prompt.Length..], rejected[prompt.Length..]);
             }
             case PreferenceFormat.Relabeled:
-            {
-                var prompt = cells.Text("prompt");
-                string Response(string column)
-                {
-                    var text = cells.Text(column);
-                    if (text.StartsWith(prompt, StringComparison.Ordinal)) return text[prompt.Length..];
-                    var marker = text.LastIndexOf(AssistantMarker, StringComparison.Ordinal);
-                    return marker >= 0 ? text[(marker + AssistantMarker.Length)..]
-                        : throw new ArgumentException($"{where}, column {column}: neither starts with the prompt nor holds {AssistantMarker}");
-                }
-                return new(where, prompt, null, Response("y_w"), Response("y_l"), cells.Number("y_w_score"), cells.Number("y_l_score"));
-            }
+                throw new ArgumentException($"{where}: relabeled rows are read by PreferenceDataFiles (PreferenceFormats.ReadAsync does)");
             default:
                 throw new ArgumentOutOfRangeException(nameof(format), format, null);
         }
@@ -190,6 +225,15 @@ public static class PreferenceFormats
     /// </summary>
     public static void WriteJsonl(string path, PreferenceFormat format, IReadOnlyList<PreferenceExample> examples, PromptTemplate template)
     {
+        if (format == PreferenceFormat.Relabeled)
+        {
+            PreferenceDataFiles.WriteJsonl(path, examples.Select(e => ToRelabeled(e with
+            {
+                Chosen = e.Chosen ?? throw new ArgumentException($"{e.Where}: has no chosen response, which relabeled needs"),
+                Rejected = e.Rejected ?? throw new ArgumentException($"{e.Where}: has no rejected response, which relabeled needs"),
+            }, template)).ToList());
+            return;
+        }
         var rows = examples.Select((e, i) => Unmap(format, e, i, template).ToJsonString(Readable)).ToList();
         using var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write), new System.Text.UTF8Encoding(false));
         foreach (var row in rows) writer.Write(row + "\n");
@@ -243,15 +287,6 @@ public static class PreferenceFormats
             {
                 var dialogue = e.PromptMessages is null && e.PromptText!.EndsWith(HhAssistant, StringComparison.Ordinal) ? e.PromptText : PromptTemplate.Hh.Render(turns);
                 return new JsonObject { ["chosen"] = $"{dialogue} {Response(e.Chosen, "chosen")}", ["rejected"] = $"{dialogue} {Response(e.Rejected, "rejected")}" };
-            }
-            case PreferenceFormat.Relabeled:
-            {
-                var (w, l) = (e.ChosenScore ?? 1, e.RejectedScore ?? 0);
-                return new JsonObject
-                {
-                    ["prompt"] = text, ["y_w"] = text + Response(e.Chosen, "chosen"), ["y_l"] = text + Response(e.Rejected, "rejected"),
-                    ["y_w_score"] = w, ["y_l_score"] = l, ["score_diff"] = w - l, ["y_ref"] = null,
-                };
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(format), format, null);

@@ -5,7 +5,8 @@ using PrefTune.Training.Policies;
 namespace PrefTune.Training.Tasks.Length;
 
 /// <summary>
-/// A preference-pairs file as D_pref (<see cref="LengthSpec.Dataset"/>): row i becomes prompt group i of two rollouts,
+/// A preference-pairs file as D_pref (<see cref="LengthSpec.Dataset"/>), in any pair format PrefTune reads
+/// (<see cref="Datasets.PreferenceFormats.ReadPairsAsync"/>): row i becomes prompt group i of two rollouts,
 /// y_w (sample 2i) rewarded with y_w_score and y_l (sample 2i + 1) with y_l_score, tokenized with the policy's tokenizer.
 /// </summary>
 public static class PreferenceRollouts
@@ -17,9 +18,13 @@ public static class PreferenceRollouts
     /// <exception cref="ArgumentException">The file cannot be read or a row cannot be a response of this policy (file, row and column named).</exception>
     public static async Task<IReadOnlyList<TrainingSample>> ReadAsync(string file, LanguageModelSpec model, Guid batchId, CancellationToken ct = default)
     {
-        var rows = await PreferenceDataFiles.ReadAsync(file, ct);
+        var tokenizerPath = LengthTask.TokenizerPath(model);
+        // conversations (TRL's conversational form, UltraFeedback, AlpacaFarm) read as the model's chat template renders them
         var config = Checkpoints.ReadConfig(model.Path);
-        using var tokenizer = TextTokenizers.Load(LengthTask.TokenizerPath(model));
+        var templateConfig = Path.Combine(Path.GetDirectoryName(tokenizerPath) ?? "", "tokenizer_config.json");
+        var rows = await Datasets.PreferenceFormats.ReadPairsAsync(file,
+            () => (File.Exists(templateConfig) ? PromptTemplate.FromTokenizerConfig(templateConfig) : null) ?? PromptTemplate.Plain, ct);
+        using var tokenizer = TextTokenizers.Load(tokenizerPath);
         var stop = LanguageModelFamily.StopIdsOf(model, config);
         return FromRows(rows, tokenizer, stop.Count > 0 ? stop[0] : null, model.MaxNewTokens, config.MaxPositions, batchId, file);
     }

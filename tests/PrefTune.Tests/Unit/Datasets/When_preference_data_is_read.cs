@@ -131,7 +131,7 @@ public sealed class When_preference_data_is_read : IDisposable
     {
         var (format, rows) = await PreferenceFormats.ReadAsync(Jsonl(
             """{"prompt": "<|prompter|>Hi<|endoftext|><|assistant|>", "y_w": "<|prompter|>Hi<|endoftext|><|assistant|>Hello", "y_l": "<|prompter|>Hi<|endoftext|><|assistant|>Hello there, friend", "y_w_score": -5, "y_l_score": -20, "score_diff": 15, "y_ref": null}""",
-            """{"prompt": "Hi", "y_w": "<|prompter|>Hi <|endoftext|><|assistant|>Yo", "y_l": "<|prompter|>Hi <|endoftext|><|assistant|>Good day", "y_w_score": -2, "y_l_score": -8, "score_diff": 6}"""));
+            """{"prompt": "Hi", "y_w": "<|prompter|>Hi <|endoftext|><|assistant|>Yo", "y_l": "<|prompter|>Hi <|endoftext|><|assistant|>Good day", "y_w_score": -2, "y_l_score": -8, "score_diff": 6, "y_ref": "Hi"}"""));
 
         Assert.Equal(PreferenceFormat.Relabeled, format);
         Assert.Equal(("Hello", "Hello there, friend", -5.0, -20.0), (rows[0].Chosen, rows[0].Rejected, rows[0].ChosenScore, rows[0].RejectedScore));
@@ -166,7 +166,7 @@ public sealed class When_preference_data_is_read : IDisposable
             "line 1, column prompt, message 0: expected {role, content}" },
         { """{"prompt": "p", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}], "rejected": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "c"}], "score_chosen": 1, "score_rejected": 0}""",
             "line 1, column rejected: its turns before the last differ" },
-        { """{"prompt": "p", "y_w": "x", "y_l": "p y", "y_w_score": 1, "y_l_score": 0, "score_diff": 1}""", "line 1, column y_w: neither starts with the prompt" },
+        { """{"prompt": "p", "y_w": "x", "y_l": "p y", "y_w_score": 1, "y_l_score": 0, "score_diff": 1, "y_ref": null}""", "line 1, column y_w: neither starts with the prompt" },
         { """{"question": "a", "answer": "b"}""", "columns question, answer fit no known format" },
         { """{"prompt": "a", "chosen": "b", "rejected": "c"} trailing""", "line 1: not valid JSON" },
     };
