@@ -34,12 +34,12 @@ public class When_a_learner_is_restored_mid_run
         first.Train(Command(method, batches[2], checkpoint, reference, 2));
         var uninterrupted = first.PolicyHashAfterSave();
 
-        using var restored = RunLearner.Restore(Task, checkpoint, afterOne, reference, weights, state);
+        using var restored = Restore(checkpoint, afterOne, reference, weights, state, Command(method, batches[1], checkpoint, reference, 1));
         restored.Train(Command(method, batches[1], checkpoint, reference, 1));
         restored.Train(Command(method, batches[2], checkpoint, reference, 2));
         Assert.Equal(uninterrupted, restored.PolicyHashAfterSave());
 
-        using var fresh = RunLearner.Restore(Task, checkpoint, afterOne, reference, weights);
+        using var fresh = Restore(checkpoint, afterOne, reference, weights);
         fresh.Train(Command(method, batches[1], checkpoint, reference, 1));
         fresh.Train(Command(method, batches[2], checkpoint, reference, 2));
         Assert.NotEqual(uninterrupted, fresh.PolicyHashAfterSave());
@@ -48,8 +48,20 @@ public class When_a_learner_is_restored_mid_run
     [Fact]
     public void A_trainer_state_of_another_format_is_refused_with_its_name()
     {
-        var error = Assert.Throws<InvalidDataException>(() => TrainerState.Read(new byte[] { 3, (byte)'a', (byte)'b', (byte)'c', 0, 0 }));
+        var error = Assert.Throws<InvalidDataException>(() =>
+            TrainerState.ReadMethod(new BinaryReader(new MemoryStream(new byte[] { 3, (byte)'a', (byte)'b', (byte)'c', 0, 0 }))));
         Assert.Contains("trainer state", error.Message);
+    }
+
+    /// <summary>What a restarted Learner does with the streams of its checkpoints.</summary>
+    private static RunLearner Restore(CheckpointRef policy, byte[] policyWeights, CheckpointRef reference, byte[] referenceWeights,
+        byte[]? state = null, TrainPolicy? next = null)
+    {
+        var learner = RunLearner.Restore(Task, policy, reference);
+        learner.LoadPolicy(new MemoryStream(policyWeights));
+        learner.LoadReference(new MemoryStream(referenceWeights));
+        if (state is not null) learner.LoadTrainerState(new MemoryStream(state), next!);
+        return learner;
     }
 
     private static CheckpointRef Ref(int version, byte[] weights) => new()
