@@ -9,6 +9,9 @@ namespace PrefTune.Storage.Checkpoints;
 /// (<see cref="ChunkedCheckpointFile"/>, a SHA-256 per 8 MiB chunk); older plain files still read.</summary>
 public sealed class DirectoryCheckpointStore : ICheckpointStore, ICheckpointInventory
 {
+    /// <summary>Largest chunk of a file (each has its own SHA-256).</summary>
+    public const int ChunkSize = ChunkedCheckpointFile.ChunkSize;
+
     private readonly ResiliencePipeline _pipeline;
 
     public DirectoryCheckpointStore(string directory, StorageResilienceOptions? resilience = null)
