@@ -1,3 +1,4 @@
+using PrefTune.Storage.Checkpoints;
 using PrefTune.Training.Methods;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -79,19 +80,10 @@ public static class TrainerState
         ?? throw new NotSupportedException($"optimizer {optimizer.GetType().Name} cannot save its state");
 
     /// <summary>Counts what is written and keeps nothing.</summary>
-    private sealed class CountingStream : Stream
+    private sealed class CountingStream : WriteOnlyStream
     {
         private long _length;
-        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
-        public override void Write(byte[] buffer, int offset, int count) => _length += count;
-        public override void Flush() { }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
         public override long Length => _length;
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
     }
 }

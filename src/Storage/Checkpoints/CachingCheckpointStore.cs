@@ -87,7 +87,7 @@ public sealed class CachingCheckpointStore(ICheckpointStore inner, long maxBytes
 
     /// <summary>Write-only: forwards to the store's stream and keeps a copy until more than <c>limit</c> bytes passed, then
     /// drops it (a large checkpoint is not cached).</summary>
-    private sealed class CopyUpTo(long limit) : Stream
+    private sealed class CopyUpTo(long limit) : WriteOnlyStream
     {
         private Stream _destination = Null;
         private MemoryStream? _copy;
@@ -109,25 +109,12 @@ public sealed class CachingCheckpointStore(ICheckpointStore inner, long maxBytes
             _destination.Write(buffer);
         }
 
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             Keep(buffer.Span);
             await _destination.WriteAsync(buffer, cancellationToken);
         }
 
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override void Flush() => _destination.Flush();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -31,14 +31,12 @@ internal static class ChunkedCheckpointFile
 
     /// <summary>Write-only: chunks what is written to it into <paramref name="file"/> (left open); <see cref="Complete"/> writes
     /// the trailer.</summary>
-    public sealed class Writer : Stream
+    public sealed class Writer : ChunkingWriteStream
     {
         private readonly Stream _file;
-        private readonly byte[] _chunk = new byte[ChunkSize];
-        private int _filled;
         private long _length;
 
-        public Writer(Stream file)
+        public Writer(Stream file) : base(ChunkSize)
         {
             _file = file;
             Span<byte> header = stackalloc byte[HeaderSize];
@@ -48,157 +46,102 @@ internal static class ChunkedCheckpointFile
             _file.Write(header);
         }
 
-        public override void Write(ReadOnlySpan<byte> buffer)
+        // The file is written synchronously either way: a chunk is 8 MiB, and the serializers that feed this write synchronously.
+        protected override ValueTask WriteChunkAsync(ArraySegment<byte> chunk, bool sync, CancellationToken ct)
         {
-            while (buffer.Length > 0)
-            {
-                var take = Math.Min(buffer.Length, ChunkSize - _filled);
-                buffer[..take].CopyTo(_chunk.AsSpan(_filled));
-                _filled += take;
-                buffer = buffer[take..];
-                if (_filled == ChunkSize) FlushChunk();
-            }
-        }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        // The file is written synchronously: a chunk is 8 MiB, and the serializers that feed this write synchronously anyway.
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            Write(buffer.AsSpan(offset, count));
-            return Task.CompletedTask;
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
-
-        private void FlushChunk()
-        {
-            if (_filled == 0) return;
-            var data = _chunk.AsSpan(0, _filled);
+            ct.ThrowIfCancellationRequested();
+            if (chunk.Count == 0) return ValueTask.CompletedTask;   // length 0 is the terminator: an empty content has no chunk
             Span<byte> length = stackalloc byte[4];
-            BinaryPrimitives.WriteInt32LittleEndian(length, _filled);
+            BinaryPrimitives.WriteInt32LittleEndian(length, chunk.Count);
             _file.Write(length);
-            _file.Write(data);
-            _file.Write(SHA256.HashData(data));
-            _length += _filled;
-            _filled = 0;
+            _file.Write(chunk);
+            _file.Write(SHA256.HashData(chunk));
+            _length += chunk.Count;
+            return ValueTask.CompletedTask;
         }
 
         /// <summary>Writes the last chunk and the trailer with the content's <paramref name="sha256"/> (hashed once, by the
         /// caller's <see cref="HashingWriteStream"/>).</summary>
         public void Complete(string sha256)
         {
-            FlushChunk();
+            CompleteAsync(sync: true, CancellationToken.None).AsTask().GetAwaiter().GetResult();
             Span<byte> trailer = stackalloc byte[4 + 8 + HashSize];
             BinaryPrimitives.WriteInt32LittleEndian(trailer, 0);
             BinaryPrimitives.WriteInt64LittleEndian(trailer[4..], _length);
             Convert.FromHexString(sha256).CopyTo(trailer[12..]);
             _file.Write(trailer);
         }
-
-        public override void Flush() { }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _length + _filled;
-        public override long Position { get => Length; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>Read-only: the content of a chunked file (owned), each chunk checked against its hash before it is served,
     /// the trailer's length against what was read. Errors name the checkpoint's <paramref name="uri"/>, the file and the chunk.</summary>
-    public sealed class Reader : Stream
+    public sealed class Reader : ChunkedReadStream
     {
         private readonly Stream _file;
         private readonly string _path, _uri;
-        private readonly byte[] _chunk;
-        private int _chunkLength, _served, _index;
+        private int _index;
         private long _length;
         private bool _ended;
 
-        public Reader(Stream file, string path, string uri)
+        public Reader(Stream file, string path, string uri) : base(ChunkSizeOf(file, path, uri))
         {
             (_file, _path, _uri) = (file, path, uri);
+        }
+
+        /// <summary>Reads and checks the header; the chunk size it declares.</summary>
+        private static int ChunkSizeOf(Stream file, string path, string uri)
+        {
             Span<byte> header = stackalloc byte[HeaderSize];
-            ReadExactly(header, "its header");
+            ReadExactly(file, header, "its header", path, uri);
             if (!header[..8].SequenceEqual(Magic))
-                throw Damaged("it does not start with the chunked checkpoint header");
+                throw Damaged(path, uri, "it does not start with the chunked checkpoint header");
             var version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
             var chunkSize = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
             if (version != FormatVersion)
-                throw Damaged($"format version {version}; this PrefTune reads version {FormatVersion}");
+                throw Damaged(path, uri, $"format version {version}; this PrefTune reads version {FormatVersion}");
             if (chunkSize is <= 0 or > 256 * 1024 * 1024)
-                throw Damaged($"chunk size {chunkSize} out of range");
-            _chunk = new byte[chunkSize];
+                throw Damaged(path, uri, $"chunk size {chunkSize} out of range");
+            return chunkSize;
         }
 
-        public override int Read(Span<byte> buffer)
+        protected override ValueTask<int> NextChunkAsync(byte[] buffer, bool sync, CancellationToken ct)
         {
-            if (_served == _chunkLength && !NextChunk()) return 0;
-            var take = Math.Min(buffer.Length, _chunkLength - _served);
-            _chunk.AsSpan(_served, take).CopyTo(buffer);
-            _served += take;
-            return take;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        private bool NextChunk()
-        {
-            if (_ended) return false;
+            ct.ThrowIfCancellationRequested();
+            if (_ended) return ValueTask.FromResult(0);
             Span<byte> length = stackalloc byte[4];
-            ReadExactly(length, $"the length of chunk {_index}");
+            ReadExactly(_file, length, $"the length of chunk {_index}", _path, _uri);
             var size = BinaryPrimitives.ReadInt32LittleEndian(length);
             if (size == 0)
             {
                 _ended = true;
                 Span<byte> trailer = stackalloc byte[8 + HashSize];
-                ReadExactly(trailer, "its trailer");
+                ReadExactly(_file, trailer, "its trailer", _path, _uri);
                 // The content's hash is checked against the reference by VerifiedReadStream (it is hashed once per read);
                 // the trailer's copy is for tools that check a file alone.
                 var recorded = BinaryPrimitives.ReadInt64LittleEndian(trailer);
                 if (recorded != _length)
-                    throw Damaged($"its trailer says {recorded} bytes, its chunks hold {_length}");
-                return false;
+                    throw Damaged(_path, _uri, $"its trailer says {recorded} bytes, its chunks hold {_length}");
+                return ValueTask.FromResult(0);
             }
-            if (size < 0 || size > _chunk.Length)
-                throw Damaged($"chunk {_index} claims {size} bytes (chunks are at most {_chunk.Length})");
-            ReadExactly(_chunk.AsSpan(0, size), $"chunk {_index}");
+            if (size < 0 || size > buffer.Length)
+                throw Damaged(_path, _uri, $"chunk {_index} claims {size} bytes (chunks are at most {buffer.Length})");
+            ReadExactly(_file, buffer.AsSpan(0, size), $"chunk {_index}", _path, _uri);
             Span<byte> stored = stackalloc byte[HashSize];
-            ReadExactly(stored, $"the hash of chunk {_index}");
-            if (!SHA256.HashData(_chunk.AsSpan(0, size)).AsSpan().SequenceEqual(stored))
-                throw Damaged($"chunk {_index} (bytes {_length}-{_length + size - 1} of the content) does not match its SHA-256");
+            ReadExactly(_file, stored, $"the hash of chunk {_index}", _path, _uri);
+            if (!SHA256.HashData(buffer.AsSpan(0, size)).AsSpan().SequenceEqual(stored))
+                throw Damaged(_path, _uri, $"chunk {_index} (bytes {_length}-{_length + size - 1} of the content) does not match its SHA-256");
             _length += size;
             _index++;
-            (_chunkLength, _served) = (size, 0);
-            return true;
+            return ValueTask.FromResult(size);
         }
 
-        private void ReadExactly(Span<byte> buffer, string what)
+        private static void ReadExactly(Stream file, Span<byte> buffer, string what, string path, string uri)
         {
-            if (_file.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) < buffer.Length)
-                throw Damaged($"it ends inside {what} (truncated)");
+            if (file.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) < buffer.Length)
+                throw Damaged(path, uri, $"it ends inside {what} (truncated)");
         }
 
-        private CheckpointStoreException Damaged(string why) => new($"checkpoint {_uri} is corrupt: file {_path}: {why}");
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => _length - _chunkLength + _served; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        private static CheckpointStoreException Damaged(string path, string uri, string why) => new($"checkpoint {uri} is corrupt: file {path}: {why}");
 
         protected override void Dispose(bool disposing)
         {

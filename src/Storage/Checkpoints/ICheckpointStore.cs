@@ -110,9 +110,12 @@ internal static class CheckpointHash
 }
 
 /// <summary>Write-only: forwards to another stream (left open) and hashes what passes.</summary>
-internal sealed class HashingWriteStream(Stream inner) : Stream
+internal sealed class HashingWriteStream(Stream inner) : WriteOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    /// <summary>Bytes written so far.</summary>
+    public override long Length => _length;
     private long _length;
 
     public string Hash() => Convert.ToHexStringLower(_hash.GetCurrentHash());
@@ -124,8 +127,6 @@ internal sealed class HashingWriteStream(Stream inner) : Stream
         inner.Write(buffer);
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         _hash.AppendData(buffer.Span);
@@ -133,20 +134,8 @@ internal sealed class HashingWriteStream(Stream inner) : Stream
         await inner.WriteAsync(buffer, cancellationToken);
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void WriteByte(byte value) => Write([value]);
     public override void Flush() => inner.Flush();
     public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => _length;
-    public override long Position { get => _length; set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

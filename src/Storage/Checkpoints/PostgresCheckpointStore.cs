@@ -66,21 +66,24 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
             var pending = $"pending-{Guid.NewGuid():N}";
             var chunks = new ChunkWriter(connection, transaction, chunkTable, run, pending);
             var (hash, length) = await CheckpointHash.WriteAsync(chunks, write, ct);
-            var count = await chunks.CompleteAsync(ct);
+            await chunks.CompleteAsync(sync: false, ct);
+            var count = chunks.Chunks;
             var reference = new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(hash), Bytes = length };
             var runFilter = run is null ? "" : " and run_id = $3";
-            await using (var existing = new NpgsqlCommand(
-                // per content: a concurrent put of the same bytes commits first and is seen, or waits; never a key collision
-                $"select pg_advisory_xact_lock(hashtext($1)); select 1 from {headers} where sha256 = $1" + (run is null ? "" : " and run_id = $2"),
+            // per content: a concurrent put of the same bytes commits first and is seen below, or waits; never a key collision
+            // (one statement per command: positional parameters allow no more)
+            await using (var lockContent = new NpgsqlCommand("select pg_advisory_xact_lock(hashtext($1))", connection, transaction))
+            {
+                lockContent.Parameters.Add(new NpgsqlParameter { Value = hash });
+                await lockContent.ExecuteNonQueryAsync(ct);
+            }
+            await using (var existing = new NpgsqlCommand($"select 1 from {headers} where sha256 = $1" + (run is null ? "" : " and run_id = $2"),
                 connection, transaction))
             {
                 existing.Parameters.Add(new NpgsqlParameter { Value = hash });
                 if (run is not null) existing.Parameters.Add(new NpgsqlParameter { Value = run.Value });
-                await using var reader = await existing.ExecuteReaderAsync(ct);
-                await reader.NextResultAsync(ct);
-                if (await reader.ReadAsync(ct))
+                if (await existing.ExecuteScalarAsync(ct) is not null)
                 {
-                    await reader.DisposeAsync();
                     await transaction.RollbackAsync(ct);   // same content, already stored: drop the pending chunks
                     return reference;
                 }
@@ -336,127 +339,47 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
     }
 }
 
-/// <summary>Write-only: buffers <see cref="PostgresCheckpointStore.ChunkSize"/> bytes, then inserts them as one chunk row
-/// (with the chunk's SHA-256) under the pending key.</summary>
-internal sealed class ChunkWriter(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, Guid? run, string key) : Stream
+/// <summary>Write-only: inserts every <see cref="PostgresCheckpointStore.ChunkSize"/> bytes as one chunk row (with the chunk's
+/// SHA-256) under the pending key.</summary>
+internal sealed class ChunkWriter(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, Guid? run, string key)
+    : ChunkingWriteStream(PostgresCheckpointStore.ChunkSize)
 {
-    private readonly byte[] _chunk = new byte[PostgresCheckpointStore.ChunkSize];
-    private int _filled, _count;
-
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        while (buffer.Length > 0)
-        {
-            var take = Take(buffer);
-            buffer = buffer[take..];
-            if (_filled == _chunk.Length) Insert(sync: true, CancellationToken.None).GetAwaiter().GetResult();
-        }
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (buffer.Length > 0)
-        {
-            var take = Take(buffer.Span);
-            buffer = buffer[take..];
-            if (_filled == _chunk.Length) await Insert(sync: false, cancellationToken);
-        }
-    }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    private int Take(ReadOnlySpan<byte> buffer)
-    {
-        var take = Math.Min(buffer.Length, _chunk.Length - _filled);
-        buffer[..take].CopyTo(_chunk.AsSpan(_filled));
-        _filled += take;
-        return take;
-    }
-
-    /// <summary>Inserts the last chunk (an empty checkpoint has one empty chunk, as before); the number of chunks.</summary>
-    public async Task<int> CompleteAsync(CancellationToken ct)
-    {
-        if (_filled > 0 || _count == 0) await Insert(sync: false, ct);
-        return _count;
-    }
-
-    /// <summary>The serializers write synchronously (TorchSharp's state dict): then the row is inserted synchronously too.</summary>
-    private async Task Insert(bool sync, CancellationToken ct)
+    protected override async ValueTask WriteChunkAsync(ArraySegment<byte> chunk, bool sync, CancellationToken ct)
     {
         await using var insert = new NpgsqlCommand(run is null
             ? $"insert into {table} (sha256, chunk, data_sha256, data) values ($1, $2, $3, $4)"
             : $"insert into {table} (sha256, chunk, data_sha256, data, run_id) values ($1, $2, $3, $4, $5)", connection, transaction);
         insert.Parameters.Add(new NpgsqlParameter { Value = key });
-        insert.Parameters.Add(new NpgsqlParameter { Value = _count });
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = System.Security.Cryptography.SHA256.HashData(_chunk.AsSpan(0, _filled)) });
-        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = new ArraySegment<byte>(_chunk, 0, _filled) });
+        insert.Parameters.Add(new NpgsqlParameter { Value = Chunks });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = System.Security.Cryptography.SHA256.HashData(chunk) });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = chunk });
         if (run is not null) insert.Parameters.Add(new NpgsqlParameter { Value = run.Value });
         if (sync) insert.ExecuteNonQuery();
         else await insert.ExecuteNonQueryAsync(ct);
-        _count++;
-        _filled = 0;
     }
-
-    public override void Flush() { }
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>Read-only: a checkpoint's chunk rows in order (owns the connection and its reader), each checked against its
 /// SHA-256 before it is served where the row has one; the count and length against the header at the end.</summary>
-internal sealed class ChunkReader(NpgsqlConnection connection, NpgsqlDataReader reader, CheckpointRef reference, long length, int chunks) : Stream
+internal sealed class ChunkReader(NpgsqlConnection connection, NpgsqlDataReader reader, CheckpointRef reference, long length, int chunks)
+    : ChunkedReadStream(PostgresCheckpointStore.ChunkSize)
 {
-    private readonly byte[] _chunk = new byte[PostgresCheckpointStore.ChunkSize];
-    private int _chunkLength, _served, _seen;
+    private int _seen;
     private long _total;
     private bool _ended;
 
-    public override int Read(Span<byte> buffer)
-    {
-        if (_served == _chunkLength && !NextChunk(sync: true, CancellationToken.None).GetAwaiter().GetResult()) return 0;
-        return Serve(buffer);
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_served == _chunkLength && !await NextChunk(sync: false, cancellationToken)) return 0;
-        return Serve(buffer.Span);
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    private int Serve(Span<byte> buffer)
-    {
-        var take = Math.Min(buffer.Length, _chunkLength - _served);
-        _chunk.AsSpan(_served, take).CopyTo(buffer);
-        _served += take;
-        return take;
-    }
-
-    private async ValueTask<bool> NextChunk(bool sync, CancellationToken ct)
+    protected override async ValueTask<int> NextChunkAsync(byte[] buffer, bool sync, CancellationToken ct)
     {
         while (true)
         {
-            if (_ended) return false;
+            if (_ended) return 0;
             if (!(sync ? reader.Read() : await reader.ReadAsync(ct)))
             {
                 _ended = true;
                 if (_seen != chunks || _total != length)
                     throw new CheckpointStoreException(
                         $"checkpoint {reference.Uri} is corrupt: {_seen} of {chunks} chunks and {_total} of {length} bytes present");
-                return false;
+                return 0;
             }
             var index = reader.GetInt32(0);
             var expected = reader.IsDBNull(1) ? null : reader.GetFieldValue<byte[]>(1);
@@ -466,32 +389,21 @@ internal sealed class ChunkReader(NpgsqlConnection connection, NpgsqlDataReader 
             await using (var data = sync ? reader.GetStream(2) : await reader.GetStreamAsync(2, ct))
             {
                 int read;
-                while ((read = sync ? data.Read(_chunk.AsSpan(size)) : await data.ReadAsync(_chunk.AsMemory(size), ct)) > 0)
+                while ((read = sync ? data.Read(buffer.AsSpan(size)) : await data.ReadAsync(buffer.AsMemory(size), ct)) > 0)
                 {
                     size += read;
-                    if (size == _chunk.Length && (sync ? data.Read(new byte[1]) : await data.ReadAsync(new byte[1], ct)) > 0)
-                        throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {index} is larger than {_chunk.Length} bytes");
+                    if (size == buffer.Length && (sync ? data.Read(new byte[1]) : await data.ReadAsync(new byte[1], ct)) > 0)
+                        throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {index} is larger than {buffer.Length} bytes");
                 }
             }
-            if (expected is not null && !System.Security.Cryptography.SHA256.HashData(_chunk.AsSpan(0, size)).AsSpan().SequenceEqual(expected))
+            if (expected is not null && !System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, size)).AsSpan().SequenceEqual(expected))
                 throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {index} (bytes {_total}-{_total + size - 1}) "
                     + "does not match its SHA-256");
             _seen++;
             _total += size;
-            (_chunkLength, _served) = (size, 0);
-            if (size > 0) return true;   // an empty checkpoint's one empty chunk: look for the end
+            if (size > 0) return size;   // an empty checkpoint's one empty chunk: look for the end
         }
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => length;
-    public override long Position { get => _total - _chunkLength + _served; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
