@@ -1,7 +1,9 @@
 using Xunit;
 using PrefTune.Learner;
 using PrefTune.Messages;
+using PrefTune.Training.Methods;
 using PrefTune.Training.Tasks;
+using TorchSharp;
 
 namespace PrefTune.Tests.Unit.Learner;
 
@@ -43,6 +45,43 @@ public class When_a_learner_is_restored_mid_run
         fresh.Train(Command(method, batches[1], checkpoint, reference, 1));
         fresh.Train(Command(method, batches[2], checkpoint, reference, 2));
         Assert.NotEqual(uninterrupted, fresh.PolicyHashAfterSave());
+    }
+
+    [Theory]
+    [InlineData("reinforce")]
+    [InlineData("dpo")]
+    public void A_streamed_trainer_state_has_the_bytes_earlier_versions_wrote(string method)
+    {
+        using var scope = torch.NewDisposeScope();
+        var weight = new TorchSharp.Modules.Parameter(torch.randn(3, 4, generator: new torch.Generator(7)));
+        using var adam = torch.optim.Adam([weight], 0.01);
+        weight.square().sum().backward();
+        adam.step();
+        var descriptor = MethodRegistry.Get(method);
+        var loss = descriptor.Create(new Dictionary<string, double>(descriptor.Defaults));
+        (loss as IStatefulLoss)?.LoadState(new Dictionary<string, double> { ["baseline"] = 0.25, ["batches"] = 3 });
+
+        // the format as it was written before streaming: the optimizer's bytes buffered apart, their count before them
+        using var earlier = new MemoryStream();
+        using (var writer = new BinaryWriter(earlier, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write("preftune-trainer-state/1");
+            writer.Write(method);
+            using var optimizer = new MemoryStream();
+            using (var optimizerWriter = new BinaryWriter(optimizer, System.Text.Encoding.UTF8, leaveOpen: true))
+                ((TorchSharp.Modules.OptimizerHelper)adam).save_state_dict(optimizerWriter);
+            writer.Write(optimizer.Length);
+            writer.Write(optimizer.ToArray());
+            var state = (loss as IStatefulLoss)?.SaveState() ?? new Dictionary<string, double>();
+            writer.Write(state.Count);
+            foreach (var (name, value) in state.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                writer.Write(name);
+                writer.Write(value);
+            }
+        }
+
+        Assert.Equal(earlier.ToArray(), TrainerState.Save(method, adam, loss));   // so recorded trainer-state hashes still match
     }
 
     [Fact]
