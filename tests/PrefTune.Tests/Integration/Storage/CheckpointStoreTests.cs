@@ -335,6 +335,53 @@ public sealed class When_checkpoints_are_kept_in_a_directory(ITestOutputHelper o
         Assert.Contains("corrupt", error.Message);
     }
 
+    /// <summary>Four tensors of 550 MB: no array could hold the state dict, so this passes only if it streams both ways.</summary>
+    private sealed class LargeModel : PrefTune.Training.Policies.PolicyModel
+    {
+        public LargeModel() : base("large")
+        {
+            for (var i = 0; i < 4; i++)
+                register_parameter($"w{i}", new TorchSharp.Modules.Parameter(TorchSharp.torch.zeros(137_500_000), requires_grad: false));
+        }
+    }
+
+    [Fact]
+    public async Task A_model_of_over_2_GiB_streams_its_weights_into_the_store_and_back()
+    {
+        var free = new DriveInfo(_folder.FullName).AvailableFreeSpace;
+        Assert.True(free > 6_600_000_000, $"this test writes 2.2 GB to {_folder.FullName}; only {free / 1e9:0.0} GB free there");
+        using var model = new LargeModel();
+        var sums = new List<double>();
+        using (TorchSharp.torch.no_grad())
+            foreach (var parameter in model.parameters())
+            {
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                using var generator = new TorchSharp.torch.Generator((ulong)sums.Count + 1);
+                parameter.uniform_(-1, 1, generator);
+                sums.Add(parameter.to_type(TorchSharp.torch.ScalarType.Float64).sum().item<double>());
+            }
+
+        var clock = Stopwatch.StartNew();
+        var reference = await Store.PutAsync(1, model.WriteWeightsAsync, CancellationToken.None);
+        var put = clock.Elapsed;
+        Assert.True(reference.Bytes > 2_200_000_000, $"{reference.Bytes} bytes");
+        using (TorchSharp.torch.no_grad())
+            foreach (var parameter in model.parameters())
+                parameter.zero_();
+        clock.Restart();
+        await Store.ReadAsync(reference, model.LoadWeights, CancellationToken.None);   // the hash is checked at the stream's end
+        Output.WriteLine($"{reference.Bytes / 1e9:0.00} GB of weights: saved into the store at {reference.Bytes / 1e6 / put.TotalSeconds:0} MB/s, "
+            + $"loaded back at {reference.Bytes / 1e6 / clock.Elapsed.TotalSeconds:0} MB/s");
+
+        var loaded = new List<double>();
+        foreach (var parameter in model.parameters())
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            loaded.Add(parameter.to_type(TorchSharp.torch.ScalarType.Float64).sum().item<double>());
+        }
+        Assert.Equal(sums, loaded);
+    }
+
     [Fact]
     public async Task A_truncated_file_is_named()
     {
