@@ -22,9 +22,10 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
         try
         {
             TorchRuntime.UseThreads(command.TorchThreads);
-            var (learner, weights, fitLoss) = RunLearner.Initialize(command.Task, command.Seed);
+            var (learner, fitLoss) = RunLearner.Create(command.Task, command.Seed);
             Keep(command.RunId, learner);
-            var checkpoint = await store.PutAsync(0, weights, cancellationToken);
+            var checkpoint = await store.PutAsync(0, learner.WriteWeightsAsync, cancellationToken);
+            learner.Published(checkpoint);
             return new PolicyInitialized { RunId = command.RunId, Reference = checkpoint, Policy = checkpoint, ReferenceFitLoss = fitLoss };
         }
         finally
@@ -45,12 +46,14 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
             var updates = learner.Train(command);
             // A version that is not kept is still stored in full, as the run's transient copy: the Sampler loads it, and a
             // Learner restarted before the next batch is recorded rebuilds from it and its trainer state.
-            Task<CheckpointRef> Put(byte[] bytes) => command.KeepCheckpoint
-                ? store.PutAsync(learner.Version, bytes, cancellationToken)
-                : store.PutTransientAsync(command.RunId, learner.Version, bytes, cancellationToken);
-            var checkpoint = await Put(learner.SaveWeights());
-            if (learner.SaveTrainerState() is { } state)
-                checkpoint = checkpoint with { TrainerState = await Put(state) };
+            // Both stream from the models into the store: no copy of the size of the model (or of Adam's moments) is made.
+            Task<CheckpointRef> Put(Func<Stream, CancellationToken, Task> write) => command.KeepCheckpoint
+                ? store.PutAsync(learner.Version, write, cancellationToken)
+                : store.PutTransientAsync(command.RunId, learner.Version, write, cancellationToken);
+            var checkpoint = await Put(learner.WriteWeightsAsync);
+            learner.Published(checkpoint);
+            if (learner.HasTrainerState)
+                checkpoint = checkpoint with { TrainerState = await Put(learner.WriteTrainerStateAsync) };
             var trained = new PolicyTrained
             {
                 RunId = command.RunId,
@@ -78,10 +81,19 @@ public sealed class Learners(ICheckpointStore store) : IDisposable
             learner.Dispose();
             _runs.Remove(command.RunId);
         }
-        var policy = await store.GetAsync(command.Policy, cancellationToken);
-        var reference = await store.GetAsync(command.Reference, cancellationToken);
-        var state = command.Policy.TrainerState is null ? null : await store.GetAsync(command.Policy.TrainerState, cancellationToken);
-        learner = RunLearner.Restore(command.Task, command.Policy, policy, command.Reference, reference, state);
+        learner = RunLearner.Restore(command.Task, command.Policy, command.Reference);
+        try
+        {
+            await store.ReadAsync(command.Policy, learner.LoadPolicy, cancellationToken);
+            await store.ReadAsync(command.Reference, learner.LoadReference, cancellationToken);
+            if (command.Policy.TrainerState is { } state)
+                await store.ReadAsync(state, stream => learner.LoadTrainerState(stream, command), cancellationToken);
+        }
+        catch
+        {
+            learner.Dispose();
+            throw;
+        }
         Keep(command.RunId, learner);
         return learner;
     }

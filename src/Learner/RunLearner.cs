@@ -24,13 +24,11 @@ public sealed class RunLearner : IDisposable
     private LearnerOptimizer? _optimizer;
     private IPreferenceLoss? _loss;
     private MethodSpec? _method;
-    /// <summary>Restored optimizer and loss state, applied when the method's optimizer is built.</summary>
-    private TrainerState? _pendingState;
     private bool _tokenLevel;   // the method reads GroupBatch.Tokens (MethodDescriptor.TokenLevel)
 
     public int Version { get; private set; }
     public string PolicyHash { get; private set; }
-    public string ReferenceHash { get; }
+    public string ReferenceHash { get; private set; }
     /// <summary>Answers already given, by batch: a redelivered TrainPolicy gets the same answer and changes nothing.</summary>
     public Dictionary<Guid, PolicyTrained> Trained { get; } = [];
 
@@ -46,8 +44,9 @@ public sealed class RunLearner : IDisposable
         ReferenceHash = referenceHash;
     }
 
-    /// <summary>Builds the seeded policy, fits it to the reference data, and freezes a copy as pi_ref.</summary>
-    public static (RunLearner Learner, byte[] Weights, double FitLoss) Initialize(TaskSpec spec, int seed)
+    /// <summary>Builds the seeded policy, fits it to the reference data, and freezes a copy as pi_ref (copied in memory:
+    /// no serialized copy of the model is made). Its hash is known once its weights are stored: <see cref="Published"/>.</summary>
+    public static (RunLearner Learner, double FitLoss) Create(TaskSpec spec, int seed)
     {
         var task = PreferenceTasks.Create(spec);
         PolicyModel policy, reference;
@@ -57,16 +56,23 @@ public sealed class RunLearner : IDisposable
             reference = task.CreatePolicy(seed);
         }
         var fitLoss = task.FitReference(policy, seed);
-        var weights = policy.SaveWeights();
-        reference.LoadWeights(weights);
-        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(weights));
-        return (new RunLearner(task, policy, reference, 0, hash, hash), weights, fitLoss);
+        reference.CopyWeightsFrom(policy);
+        return (new RunLearner(task, policy, reference, 0, "", ""), fitLoss);
     }
 
-    /// <summary>Rebuilds the state from checkpoints (a restarted Learner). With the checkpoint's trainer state the
-    /// optimizer and loss continue exactly; without it (version 0, or an old checkpoint) they start afresh.</summary>
-    public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, byte[] policyWeights, CheckpointRef referenceCheckpoint,
-        byte[] referenceWeights, byte[]? trainerState = null)
+    /// <summary><see cref="Create"/> with version 0's weights as one array, for small models (tests).</summary>
+    public static (RunLearner Learner, byte[] Weights, double FitLoss) Initialize(TaskSpec spec, int seed)
+    {
+        var (learner, fitLoss) = Create(spec, seed);
+        var weights = learner.SaveWeights();
+        learner.ReferenceHash = learner.PolicyHash;
+        return (learner, weights, fitLoss);
+    }
+
+    /// <summary>The models of a restarted Learner at the checkpoints' versions, before their weights are read
+    /// (<see cref="LoadPolicy"/>, <see cref="LoadReference"/>, then <see cref="LoadTrainerState"/> if the checkpoint has it):
+    /// each streams from the store in turn, so no checkpoint is ever held whole.</summary>
+    public static RunLearner Restore(TaskSpec spec, CheckpointRef policyCheckpoint, CheckpointRef referenceCheckpoint)
     {
         var task = PreferenceTasks.Create(spec);
         PolicyModel policy, reference;
@@ -75,17 +81,47 @@ public sealed class RunLearner : IDisposable
             policy = task.CreatePolicy(0);
             reference = task.CreatePolicy(0);
         }
-        policy.LoadWeights(policyWeights);
-        reference.LoadWeights(referenceWeights);
-        return new RunLearner(task, policy, reference, policyCheckpoint.Version, policyCheckpoint.Sha256, referenceCheckpoint.Sha256)
-        {
-            _pendingState = trainerState is null ? null : TrainerState.Read(trainerState),
-        };
+        return new RunLearner(task, policy, reference, policyCheckpoint.Version, policyCheckpoint.Sha256, referenceCheckpoint.Sha256);
     }
 
-    /// <summary>The optimizer and loss state that continue training from the current weights (null before the first step).</summary>
+    public void LoadPolicy(Stream weights) => _policy.LoadWeights(weights);
+
+    public void LoadReference(Stream weights) => _reference.LoadWeights(weights);
+
+    /// <summary>Builds <paramref name="next"/>'s method and optimizer now and loads the saved state into them, so they continue
+    /// exactly; a state saved for another method is left unread (that method starts afresh, as without a state).</summary>
+    public void LoadTrainerState(Stream state, TrainPolicy next)
+    {
+        using var reader = new BinaryReader(state, System.Text.Encoding.UTF8, leaveOpen: true);
+        if (TrainerState.ReadMethod(reader) != next.Method.Name) return;
+        EnsureMethod(next.Method, next.Loop, next.Optimizer);
+        TrainerState.ApplyTo(reader, _optimizer!.Inner, _loss!);
+    }
+
+    /// <summary>Remembers the stored weights' hash as the current version's (and, at version 0, pi_ref's).</summary>
+    public void Published(CheckpointRef checkpoint)
+    {
+        PolicyHash = checkpoint.Sha256;
+        if (Version == 0 && ReferenceHash == "") ReferenceHash = checkpoint.Sha256;
+    }
+
+    /// <summary>Whether there is optimizer and loss state to save (none before the first step).</summary>
+    public bool HasTrainerState => _optimizer is not null && _loss is not null && _method is not null;
+
+    /// <summary>A checkpoint store's writer for the optimizer and loss state that continue training from the current weights.</summary>
+    public Task WriteTrainerStateAsync(Stream destination, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        TrainerState.Save(destination, _method!.Name, _optimizer!.Inner, _loss!);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A checkpoint store's writer for the current weights.</summary>
+    public Task WriteWeightsAsync(Stream destination, CancellationToken cancellationToken) => _policy.WriteWeightsAsync(destination, cancellationToken);
+
+    /// <summary>The trainer state as one array (null before the first step), for small models (tests).</summary>
     public byte[]? SaveTrainerState() =>
-        _optimizer is null || _loss is null || _method is null ? null : TrainerState.Save(_method.Name, _optimizer.Inner, _loss);
+        HasTrainerState ? TrainerState.Save(_method!.Name, _optimizer!.Inner, _loss!) : null;
 
     /// <summary>T passes of minibatches over the batch; returns one <see cref="UpdateApplied"/> per gradient step.</summary>
     public IReadOnlyList<UpdateApplied> Train(TrainPolicy command)
@@ -133,7 +169,7 @@ public sealed class RunLearner : IDisposable
         return updates;
     }
 
-    /// <summary>Serializes the current weights and remembers their hash as the current version's.</summary>
+    /// <summary>Serializes the current weights as one array and remembers their hash as the current version's (small models, tests).</summary>
     public byte[] SaveWeights()
     {
         var weights = _policy.SaveWeights();
@@ -327,9 +363,6 @@ public sealed class RunLearner : IDisposable
         _optimizer?.Dispose();
         _optimizer = LearnerOptimizer.For(_policy.parameters(), optimizer, loop, stepsTaken: Version);
         _method = method;
-        if (_pendingState is not null && _pendingState.Method == method.Name)
-            _pendingState.ApplyTo(_optimizer.Inner, _loss);
-        _pendingState = null;
     }
 
     /// <summary>Samples grouped by prompt (Rollout.Group), in group order; every group must hold C responses.</summary>

@@ -76,7 +76,8 @@ public sealed class PolicyCache(ICheckpointStore store) : IDisposable
         }
         if (loaded.Checkpoint?.Sha256 != checkpoint.Sha256)
         {
-            loaded.Policy.LoadWeights(await store.GetAsync(checkpoint, cancellationToken));
+            loaded.Checkpoint = null;   // until the whole stream is read and verified, the weights are of no known version
+            await store.ReadAsync(checkpoint, loaded.Policy.LoadWeights, cancellationToken);
             loaded.Checkpoint = checkpoint;
         }
         loaded.LastUsed = Environment.TickCount64;

@@ -40,15 +40,18 @@ internal sealed class MemoryCheckpointStore : ICheckpointStore
 {
     private readonly ConcurrentDictionary<string, byte[]> _bytes = new();
 
-    public Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken)
+    public async Task<CheckpointRef> PutAsync(int version, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
+        using var buffer = new MemoryStream();
+        await write(buffer, cancellationToken);
+        var bytes = buffer.ToArray();
         var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
         _bytes.TryAdd(sha256, bytes);
-        return Task.FromResult(new CheckpointRef { Version = version, Sha256 = sha256, Uri = $"memory:{sha256}", Bytes = bytes.Length });
+        return new CheckpointRef { Version = version, Sha256 = sha256, Uri = $"memory:{sha256}", Bytes = bytes.Length };
     }
 
-    public Task<byte[]> GetAsync(CheckpointRef reference, CancellationToken cancellationToken) =>
-        _bytes.TryGetValue(reference.Sha256, out var bytes) ? Task.FromResult(bytes)
+    public Task<Stream> OpenReadAsync(CheckpointRef reference, CancellationToken cancellationToken) =>
+        _bytes.TryGetValue(reference.Sha256, out var bytes) ? Task.FromResult<Stream>(new MemoryStream(bytes, writable: false))
             : throw new CheckpointStoreException($"checkpoint {reference.Uri} is not in this process's memory");
 
     public Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken) => Task.FromResult(_bytes.ContainsKey(sha256));

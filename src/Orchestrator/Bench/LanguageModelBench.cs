@@ -66,11 +66,15 @@ public static class LanguageModelBench
             : (Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath)), () => Checkpoints.Load(modelPath, CPU));
         // Pythia-14m's sizes (6 layers, width 128, 4 heads, vocab 50304, untied head) as a Llama: SwiGLU at 4x width.
         yield return ("Pythia-14m-sized Llama (random)", () => Random(Llama(vocab: 50304, hidden: 128, intermediate: 512, layers: 6, heads: 4, kvHeads: 4, maxPositions: 2048, tied: false)));
-        yield return ("~30M Llama (random)", () => Random(Llama(vocab: 32000, hidden: 384, intermediate: 1024, layers: 10, heads: 6, kvHeads: 6, maxPositions: 2048, tied: true)));
+        yield return ("~30M Llama (random)", () => Random(Llama30M));
     }
 
+    /// <summary>The ~30M-parameter random Llama (also what `bench --checkpoint-io` stores).</summary>
+    internal static LanguageModelConfig Llama30M =>
+        Llama(vocab: 32000, hidden: 384, intermediate: 1024, layers: 10, heads: 6, kvHeads: 6, maxPositions: 2048, tied: true);
+
     /// <summary>A Llama config as Hugging Face writes it, read by the loader's own parser (one meaning for every key).</summary>
-    private static LanguageModelConfig Llama(int vocab, int hidden, int intermediate, int layers, int heads, int kvHeads, int maxPositions, bool tied) =>
+    internal static LanguageModelConfig Llama(int vocab, int hidden, int intermediate, int layers, int heads, int kvHeads, int maxPositions, bool tied) =>
         LanguageModelConfig.FromHfConfig(new JsonObject
         {
             ["architectures"] = new JsonArray("LlamaForCausalLM"),
@@ -84,7 +88,7 @@ public static class LanguageModelBench
             ["tie_word_embeddings"] = tied,
         }, "(bench config)");
 
-    private static LanguageModel Random(LanguageModelConfig config)
+    internal static LanguageModel Random(LanguageModelConfig config)
     {
         lock (TorchRuntime.GlobalSeedLock)
         {

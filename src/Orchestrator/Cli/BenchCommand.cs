@@ -11,8 +11,8 @@ namespace PrefTune.Orchestrator.Cli;
 /// <summary>
 /// `preftune bench [EXPERIMENT] [--broker URI]`: for each method, gradient steps per second through the
 /// pipeline, and the time per Algorithm 1 iteration spent outside the model (messaging and event store),
-/// measured as pipeline time minus the same model work called directly. A benchmark, not a test. --pipeline, --split
-/// and --lm are other benchmarks (see their option help).
+/// measured as pipeline time minus the same model work called directly. A benchmark, not a test. --pipeline, --split,
+/// --lm and --checkpoint-io are other benchmarks (see their option help).
 /// </summary>
 public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
 {
@@ -38,6 +38,10 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         [Description("Instead: language-model sampling and learner tokens/s and GFLOP/s beside the matmul peak (no servers; see LanguageModelBench).")]
         public bool LanguageModels { get; init; }
 
+        [CommandOption("--checkpoint-io")]
+        [Description("Instead: write and read MB/s of a ~30M-parameter model's weights, and with its Adam state, in the directory store and the PostgreSQL store (--database, else the data folder's PostgreSQL; see CheckpointBench).")]
+        public bool CheckpointIo { get; init; }
+
         [CommandOption("--model <PATH>")]
         [Description("With --lm: stories260K (or any model) to time first. Default: a random model of stories260K's shape.")]
         public string? Model { get; init; }
@@ -61,6 +65,12 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         if (settings.LanguageModels)
         {
             LanguageModelBench.Run(settings.Model, Training.ComputeDevice.Resolve(settings.Device), settings.Threads);
+            return 0;
+        }
+        if (settings.CheckpointIo)
+        {
+            var connected = await PrefTune.ServiceDefaults.PrefTuneHost.ConnectAsync(settings.ToOptions() with { Broker = null }, cancellationToken);
+            await CheckpointBench.RunAsync(connected.Database!, cancellationToken);
             return 0;
         }
         var experiment = ExperimentFile.Load(settings.Experiment);

@@ -69,9 +69,21 @@ public sealed class ExportCommand : AsyncCommand<ExportCommand.Settings>
         try
         {
             var checkpoint = await ChooseAsync(checkpoints, recorded, wanted, cancellationToken);
-            var weights = await checkpoints.GetAsync(checkpoint, cancellationToken);
             HfExport.EnsureEmptyOrAbsent(output);
-            var result = HfExport.Write(model, weights, output, new ExportSource(runId, checkpoint.Version));
+            ExportResult result;
+            await using (var weights = await checkpoints.OpenReadAsync(checkpoint, cancellationToken))
+            {
+                try
+                {
+                    result = HfExport.Write(model, weights, checkpoint.Sha256, output, new ExportSource(runId, checkpoint.Version));
+                }
+                catch (ArgumentException e) when (e.InnerException is CheckpointStoreException damaged)
+                {
+                    // a damaged checkpoint, found while its weights streamed in: say that, not that they do not fit the model
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(damaged);
+                    throw;
+                }
+            }
             AnsiConsole.MarkupLineInterpolated($"exported run {runId} version {checkpoint.Version} (sha256 {result.WeightsSha256}) to {result.Directory}");
             AnsiConsole.MarkupLineInterpolated($"[grey]{string.Join(", ", result.Files)}; base model {model.Path}[/]");
             return 0;

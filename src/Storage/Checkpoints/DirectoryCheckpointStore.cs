@@ -5,9 +5,13 @@ using PrefTune.Messages;
 namespace PrefTune.Storage.Checkpoints;
 
 /// <summary>Checkpoints as files {hash}.ckpt in one directory (local, or a share every service mounts); a run's
-/// transient copies as transient/{run}/{version}.{hash}.ckpt beside them.</summary>
+/// transient copies as transient/{run}/{version}.{hash}.ckpt beside them. Files are written in the chunked format
+/// (<see cref="ChunkedCheckpointFile"/>, a SHA-256 per 8 MiB chunk); older plain files still read.</summary>
 public sealed class DirectoryCheckpointStore : ICheckpointStore, ICheckpointInventory
 {
+    /// <summary>Largest chunk of a file (each has its own SHA-256).</summary>
+    public const int ChunkSize = ChunkedCheckpointFile.ChunkSize;
+
     private readonly ResiliencePipeline _pipeline;
 
     public DirectoryCheckpointStore(string directory, StorageResilienceOptions? resilience = null)
@@ -19,62 +23,85 @@ public sealed class DirectoryCheckpointStore : ICheckpointStore, ICheckpointInve
 
     public string Directory { get; }
 
-    public Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken) =>
-        PutAsync(version, bytes, hash => PathOf(hash), cancellationToken);
+    public Task<CheckpointRef> PutAsync(int version, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken) =>
+        PutAsync(version, write, hash => PathOf(hash), cancellationToken);
 
-    public Task<CheckpointRef> PutTransientAsync(Guid runId, int version, byte[] bytes, CancellationToken cancellationToken) =>
-        PutAsync(version, bytes, hash => Path.Combine(TransientDirectory(runId), $"{version}.{hash}.ckpt"), cancellationToken);
+    public Task<CheckpointRef> PutTransientAsync(Guid runId, int version, Func<Stream, CancellationToken, Task> write,
+        CancellationToken cancellationToken) =>
+        PutAsync(version, write, hash => Path.Combine(TransientDirectory(runId), $"{version}.{hash}.ckpt"), cancellationToken);
 
-    private async Task<CheckpointRef> PutAsync(int version, byte[] bytes, Func<string, string> pathOf, CancellationToken cancellationToken)
+    /// <summary>Streams the content into a temporary file of this directory in the chunked format (the hash is known only
+    /// at its end), then renames it to its hash's name: a reader never sees a half-written checkpoint, and the rename
+    /// stays on one file system (transient copies live below this directory).</summary>
+    private async Task<CheckpointRef> PutAsync(int version, Func<Stream, CancellationToken, Task> write, Func<string, string> pathOf,
+        CancellationToken cancellationToken)
     {
-        var hash = CheckpointHash.Of(bytes);
-        var path = pathOf(hash);
-        var reference = new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(PathOf(hash)), Bytes = bytes.LongLength };
-        await RunAsync(reference, async ct =>
+        var store = new CheckpointRef { Version = version, Sha256 = "", Uri = UriOf(Directory), Bytes = 0 };
+        return await RunAsync(store, async ct =>
         {
-            if (File.Exists(path) && new FileInfo(path).Length == bytes.LongLength) return; // same content, already here
-            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            // write beside the target, then rename: a reader never sees a half-written checkpoint
-            var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
+            var temporary = Path.Combine(Directory, $"put-{Guid.NewGuid():N}.tmp");
             try
             {
-                await using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true))
+                string hash;
+                long length;
+                await using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
                 {
-                    await file.WriteAsync(bytes, ct);
-                    await file.FlushAsync(ct);
+                    var chunked = new ChunkedCheckpointFile.Writer(file);
+                    (hash, length) = await CheckpointHash.WriteAsync(chunked, write, ct);
+                    chunked.Complete(hash);
                     file.Flush(flushToDisk: true);
                 }
-                File.Move(temporary, path, overwrite: true);
+                var path = pathOf(hash);
+                // same content already here (its name is its hash): the new file is not needed
+                if (!File.Exists(path))
+                {
+                    System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    File.Move(temporary, path, overwrite: true);   // a racing put of the same content wrote the same bytes
+                }
+                return new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(PathOf(hash)), Bytes = length };
             }
             finally
             {
-                File.Delete(temporary);
+                File.Delete(temporary);   // ours alone (a fresh name), absent once renamed
             }
         }, cancellationToken);
-        return reference;
     }
 
-    public async Task<byte[]> GetAsync(CheckpointRef reference, CancellationToken cancellationToken)
+    public async Task<Stream> OpenReadAsync(CheckpointRef reference, CancellationToken cancellationToken)
     {
         var hash = CheckpointHash.Validate(reference);
-        var bytes = await RunAsync(reference, async ct =>
+        return await RunAsync(reference, ct =>
         {
             // the kept copy, else any run's transient one (a copy released between finding and opening it: look again)
             for (var attempt = 0; ; attempt++)
             {
+                ct.ThrowIfCancellationRequested();
                 var path = PathsOf(hash).FirstOrDefault()
                     ?? throw new CheckpointStoreException($"checkpoint {reference.Uri} not found: no {PathOf(hash)} "
                         + "(nor a transient copy: only versions kept every checkpoint_every steps stay stored)");
+                FileStream file;
                 try
                 {
-                    return await File.ReadAllBytesAsync(path, ct);
+                    file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 20);
                 }
                 catch (FileNotFoundException) when (attempt < 3)
                 {
+                    continue;
+                }
+                try
+                {
+                    // files written before the chunked format hold the content itself: read them as they are
+                    Stream content = ChunkedCheckpointFile.IsChunked(file) ? new ChunkedCheckpointFile.Reader(file, path, reference.Uri) : file;
+                    return ValueTask.FromResult<Stream>(new VerifiedReadStream(content, reference,
+                        e => e is IOException ? new CheckpointStoreException($"checkpoint {reference.Uri}: reading {path}: {e.Message}", e) : e));
+                }
+                catch
+                {
+                    file.Dispose();
+                    throw;
                 }
             }
         }, cancellationToken);
-        return CheckpointHash.Verify(reference, bytes);
     }
 
     public Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken) =>
@@ -136,9 +163,6 @@ public sealed class DirectoryCheckpointStore : ICheckpointStore, ICheckpointInve
     private string PathOf(string hash) => Path.Combine(Directory, $"{hash}.ckpt");
 
     private static string UriOf(string fullPath) => $"file://{fullPath}";
-
-    private async Task RunAsync(CheckpointRef reference, Func<CancellationToken, ValueTask> action, CancellationToken ct) =>
-        await RunAsync<bool>(reference, async token => { await action(token); return true; }, ct);
 
     private async Task<T> RunAsync<T>(CheckpointRef reference, Func<CancellationToken, ValueTask<T>> action, CancellationToken ct)
     {

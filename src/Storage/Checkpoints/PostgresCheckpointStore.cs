@@ -8,9 +8,10 @@ namespace PrefTune.Storage.Checkpoints;
 
 /// <summary>
 /// Checkpoints in PostgreSQL beside the event store: every machine that reaches the database reaches the
-/// weights. A checkpoint is a header row plus bytea chunks of at most <see cref="ChunkSize"/> bytes, so
-/// hundreds of MB never travel as one value; the header is written last, in the same transaction, so a
-/// checkpoint is either whole or absent. Kept checkpoints live in <c>checkpoints</c>; a run's transient
+/// weights. A checkpoint is a header row plus bytea chunks of at most <see cref="ChunkSize"/> bytes, each with
+/// its SHA-256 (data_sha256; rows written before it have none), streamed in and out, so no checkpoint is ever
+/// one value or one array; the header is written last, in the same transaction, so a checkpoint is either
+/// whole or absent. Kept checkpoints live in <c>checkpoints</c>; a run's transient
 /// copies in <c>checkpoint_transient</c>, keyed by run as well, and unlogged: they cost no write-ahead log,
 /// and a crash of PostgreSQL empties them, which is safe because a run re-trains them from its last kept one.
 /// </summary>
@@ -41,48 +42,68 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
 
     public static string UriOf(string hash) => $"pg://sha256/{hash}";
 
-    public Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken) =>
-        PutAsync(null, version, bytes, cancellationToken);
+    public Task<CheckpointRef> PutAsync(int version, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken) =>
+        PutAsync(null, version, write, cancellationToken);
 
-    public Task<CheckpointRef> PutTransientAsync(Guid runId, int version, byte[] bytes, CancellationToken cancellationToken) =>
-        PutAsync(runId, version, bytes, cancellationToken);
+    public Task<CheckpointRef> PutTransientAsync(Guid runId, int version, Func<Stream, CancellationToken, Task> write,
+        CancellationToken cancellationToken) =>
+        PutAsync(runId, version, write, cancellationToken);
 
-    private async Task<CheckpointRef> PutAsync(Guid? run, int version, byte[] bytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Streams the content as chunk rows under a pending key (the hash is known only at the end), then, in the same
+    /// transaction, renames them to the hash and writes the header: readers see the whole checkpoint or nothing, and a
+    /// put that fails or dies leaves nothing (its transaction rolls back). Same content already stored: rolled back too.
+    /// </summary>
+    private async Task<CheckpointRef> PutAsync(Guid? run, int version, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
-        var hash = CheckpointHash.Of(bytes);
-        var reference = new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(hash), Bytes = bytes.LongLength };
-        var (headers, chunkTable, key, keyValues) = run is not null
-            ? (TransientHeaders, TransientChunks, "run_id, ", "$4, ")
-            : (Headers, Chunks, "", "");
-        await RunAsync(reference, async ct =>
+        var (headers, chunkTable) = run is not null ? (TransientHeaders, TransientChunks) : (Headers, Chunks);
+        var store = new CheckpointRef { Version = version, Sha256 = "", Uri = $"pg://{headers}", Bytes = 0 };
+        return await RunAsync(store, async ct =>
         {
             await EnsureTablesAsync(ct);
             await using var connection = await _dataSource.OpenConnectionAsync(ct);
-            await using var exists = new NpgsqlCommand($"select 1 from {headers} where sha256 = $1" + (run is null ? "" : " and run_id = $2"), connection);
-            exists.Parameters.Add(new NpgsqlParameter { Value = hash });
-            if (run is not null) exists.Parameters.Add(new NpgsqlParameter { Value = run.Value });
-            if (await exists.ExecuteScalarAsync(ct) is not null) return true; // same content, already stored
             await using var transaction = await connection.BeginTransactionAsync(ct);
-            var chunks = 0;
-            for (var offset = 0L; offset < bytes.LongLength || chunks == 0; offset += ChunkSize, chunks++)
+            var pending = $"pending-{Guid.NewGuid():N}";
+            var chunks = new ChunkWriter(connection, transaction, chunkTable, run, pending);
+            var (hash, length) = await CheckpointHash.WriteAsync(chunks, write, ct);
+            await chunks.CompleteAsync(sync: false, ct);
+            var count = chunks.Chunks;
+            var reference = new CheckpointRef { Version = version, Sha256 = hash, Uri = UriOf(hash), Bytes = length };
+            var runFilter = run is null ? "" : " and run_id = $3";
+            // per content: a concurrent put of the same bytes commits first and is seen below, or waits; never a key collision
+            // (one statement per command: positional parameters allow no more)
+            await using (var lockContent = new NpgsqlCommand("select pg_advisory_xact_lock(hashtext($1))", connection, transaction))
             {
-                var length = (int)Math.Min(ChunkSize, bytes.LongLength - offset);
-                await using var insert = new NpgsqlCommand(
-                    $"insert into {chunkTable} ({key}sha256, chunk, data) values ({keyValues}$1, $2, $3) on conflict do nothing", connection, transaction);
-                insert.Parameters.Add(new NpgsqlParameter { Value = hash });
-                insert.Parameters.Add(new NpgsqlParameter { Value = chunks });
-                insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = new ArraySegment<byte>(bytes, (int)offset, length) });
-                if (run is not null) insert.Parameters.Add(new NpgsqlParameter { Value = run.Value });
-                await insert.ExecuteNonQueryAsync(ct);
+                lockContent.Parameters.Add(new NpgsqlParameter { Value = hash });
+                await lockContent.ExecuteNonQueryAsync(ct);
+            }
+            await using (var existing = new NpgsqlCommand($"select 1 from {headers} where sha256 = $1" + (run is null ? "" : " and run_id = $2"),
+                connection, transaction))
+            {
+                existing.Parameters.Add(new NpgsqlParameter { Value = hash });
+                if (run is not null) existing.Parameters.Add(new NpgsqlParameter { Value = run.Value });
+                if (await existing.ExecuteScalarAsync(ct) is not null)
+                {
+                    await transaction.RollbackAsync(ct);   // same content, already stored: drop the pending chunks
+                    return reference;
+                }
+            }
+            await using (var rename = new NpgsqlCommand($"update {chunkTable} set sha256 = $1 where sha256 = $2" + runFilter, connection, transaction))
+            {
+                rename.Parameters.Add(new NpgsqlParameter { Value = hash });
+                rename.Parameters.Add(new NpgsqlParameter { Value = pending });
+                if (run is not null) rename.Parameters.Add(new NpgsqlParameter { Value = run.Value });
+                rename.CommandTimeout = 0;   // a few hundred rows; their data is not rewritten (unchanged TOAST values are kept)
+                await rename.ExecuteNonQueryAsync(ct);
             }
             await using (var header = new NpgsqlCommand(run is null
-                ? $"insert into {headers} (sha256, bytes, chunks) values ($1, $2, $3) on conflict do nothing"
-                : $"insert into {headers} (run_id, sha256, bytes, chunks, version) values ($4, $1, $2, $3, $5) on conflict do nothing",
+                ? $"insert into {headers} (sha256, bytes, chunks) values ($1, $2, $3)"
+                : $"insert into {headers} (run_id, sha256, bytes, chunks, version) values ($4, $1, $2, $3, $5)",
                 connection, transaction))
             {
                 header.Parameters.Add(new NpgsqlParameter { Value = hash });
-                header.Parameters.Add(new NpgsqlParameter { Value = bytes.LongLength });
-                header.Parameters.Add(new NpgsqlParameter { Value = chunks });
+                header.Parameters.Add(new NpgsqlParameter { Value = length });
+                header.Parameters.Add(new NpgsqlParameter { Value = count });
                 if (run is not null)
                 {
                     header.Parameters.Add(new NpgsqlParameter { Value = run.Value });
@@ -91,48 +112,41 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
                 await header.ExecuteNonQueryAsync(ct);
             }
             await transaction.CommitAsync(ct);
-            return true;
+            return reference;
         }, cancellationToken);
-        return reference;
     }
 
-    public async Task<byte[]> GetAsync(CheckpointRef reference, CancellationToken cancellationToken)
+    public async Task<Stream> OpenReadAsync(CheckpointRef reference, CancellationToken cancellationToken)
     {
         var hash = CheckpointHash.Validate(reference);
-        var bytes = await RunAsync(reference, async ct =>
+        return await RunAsync(reference, async ct =>
         {
             await EnsureTablesAsync(ct);
-            await using var connection = await _dataSource.OpenConnectionAsync(ct);
-            // one snapshot for header and chunks: a transient copy released meanwhile is either wholly there or absent
-            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-            var (length, chunks, run) = await HeaderAsync(connection, hash, ct)
-                ?? throw new CheckpointStoreException($"checkpoint {reference.Uri} not found in {Headers} (nor as a transient copy: "
-                    + "only versions kept every checkpoint_every steps stay stored)");
-            var buffer = new byte[length];
-            var offset = 0;
-            var seen = 0;
-            await using var select = new NpgsqlCommand(run is null
-                ? $"select data from {Chunks} where sha256 = $1 order by chunk"
-                : $"select data from {TransientChunks} where sha256 = $1 and run_id = $2 order by chunk", connection);
-            select.Parameters.Add(new NpgsqlParameter { Value = hash });
-            if (run is { } owner) select.Parameters.Add(new NpgsqlParameter { Value = owner });
-            await using var reader = await select.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-            while (await reader.ReadAsync(ct))
+            var connection = await _dataSource.OpenConnectionAsync(ct);
+            try
             {
-                await using var chunk = await reader.GetStreamAsync(0, ct);
-                int read;
-                while (offset < buffer.Length && (read = await chunk.ReadAsync(buffer.AsMemory(offset), ct)) > 0)
-                    offset += read;
-                if (await chunk.ReadAsync(new byte[1], ct) > 0)
-                    throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: its chunks hold more than the {length} bytes its header says");
-                seen++;
+                // one snapshot for header and chunks: a transient copy released meanwhile is either wholly there or absent
+                var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+                var (length, chunks, run) = await HeaderAsync(connection, hash, ct)
+                    ?? throw new CheckpointStoreException($"checkpoint {reference.Uri} not found in {Headers} (nor as a transient copy: "
+                        + "only versions kept every checkpoint_every steps stay stored)");
+                var select = new NpgsqlCommand(run is null
+                    ? $"select chunk, data_sha256, data from {Chunks} where sha256 = $1 order by chunk"
+                    : $"select chunk, data_sha256, data from {TransientChunks} where sha256 = $1 and run_id = $2 order by chunk", connection, transaction);
+                select.Parameters.Add(new NpgsqlParameter { Value = hash });
+                if (run is { } owner) select.Parameters.Add(new NpgsqlParameter { Value = owner });
+                select.CommandTimeout = 0;   // the rows stream for as long as the consumer reads
+                var reader = await select.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
+                var chunkReader = new ChunkReader(connection, reader, reference, length, chunks);
+                return (Stream)new VerifiedReadStream(chunkReader, reference,
+                    e => e is NpgsqlException or IOException ? new CheckpointStoreException($"checkpoint {reference.Uri}: {e.Message}", e) : e);
             }
-            if (seen != chunks || offset != length)
-                throw new CheckpointStoreException(
-                    $"checkpoint {reference.Uri} is corrupt: {seen} of {chunks} chunks and {offset} of {length} bytes present");
-            return buffer;
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
         }, cancellationToken);
-        return CheckpointHash.Verify(reference, bytes);
     }
 
     public async Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken)
@@ -230,7 +244,7 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
     }
 
     /// <summary>The kept copy's header, else any run's transient copy's (with that run).</summary>
-    private async Task<(int Length, int Chunks, Guid? Run)?> HeaderAsync(NpgsqlConnection connection, string hash, CancellationToken ct)
+    private async Task<(long Length, int Chunks, Guid? Run)?> HeaderAsync(NpgsqlConnection connection, string hash, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand($"""
             select bytes, chunks, null::uuid, 0 from {Headers} where sha256 = $1
@@ -241,7 +255,7 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
         command.Parameters.Add(new NpgsqlParameter { Value = hash });
         await using var reader = await command.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct)) return null;
-        return (checked((int)reader.GetInt64(0)), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
+        return (reader.GetInt64(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
     }
 
     private async Task EnsureTablesAsync(CancellationToken ct)
@@ -282,6 +296,9 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
                     chunk integer not null,
                     data bytea not null,
                     primary key (run_id, sha256, chunk));
+                -- since streamed checkpoints: each chunk's SHA-256 (older rows have none; the content hash still checks them)
+                alter table {Chunks} add column if not exists data_sha256 bytea;
+                alter table {TransientChunks} add column if not exists data_sha256 bytea;
                 """, connection, transaction);
             await create.ExecuteNonQueryAsync(ct);
             await transaction.CommitAsync(ct);
@@ -319,6 +336,90 @@ public sealed class PostgresCheckpointStore : ICheckpointStore, ICheckpointInven
     {
         _tablesReady.Dispose();
         _dataSource.Dispose();
+    }
+}
+
+/// <summary>Write-only: inserts every <see cref="PostgresCheckpointStore.ChunkSize"/> bytes as one chunk row (with the chunk's
+/// SHA-256) under the pending key.</summary>
+internal sealed class ChunkWriter(NpgsqlConnection connection, NpgsqlTransaction transaction, string table, Guid? run, string key)
+    : ChunkingWriteStream(PostgresCheckpointStore.ChunkSize)
+{
+    protected override async ValueTask WriteChunkAsync(ArraySegment<byte> chunk, bool sync, CancellationToken ct)
+    {
+        await using var insert = new NpgsqlCommand(run is null
+            ? $"insert into {table} (sha256, chunk, data_sha256, data) values ($1, $2, $3, $4)"
+            : $"insert into {table} (sha256, chunk, data_sha256, data, run_id) values ($1, $2, $3, $4, $5)", connection, transaction);
+        insert.Parameters.Add(new NpgsqlParameter { Value = key });
+        insert.Parameters.Add(new NpgsqlParameter { Value = Chunks });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = System.Security.Cryptography.SHA256.HashData(chunk) });
+        insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = chunk });
+        if (run is not null) insert.Parameters.Add(new NpgsqlParameter { Value = run.Value });
+        if (sync) insert.ExecuteNonQuery();
+        else await insert.ExecuteNonQueryAsync(ct);
+    }
+}
+
+/// <summary>Read-only: a checkpoint's chunk rows in order (owns the connection and its reader), each checked against its
+/// SHA-256 before it is served where the row has one; the count and length against the header at the end.</summary>
+internal sealed class ChunkReader(NpgsqlConnection connection, NpgsqlDataReader reader, CheckpointRef reference, long length, int chunks)
+    : ChunkedReadStream(PostgresCheckpointStore.ChunkSize)
+{
+    private int _seen;
+    private long _total;
+    private bool _ended;
+
+    protected override async ValueTask<int> NextChunkAsync(byte[] buffer, bool sync, CancellationToken ct)
+    {
+        while (true)
+        {
+            if (_ended) return 0;
+            if (!(sync ? reader.Read() : await reader.ReadAsync(ct)))
+            {
+                _ended = true;
+                if (_seen != chunks || _total != length)
+                    throw new CheckpointStoreException(
+                        $"checkpoint {reference.Uri} is corrupt: {_seen} of {chunks} chunks and {_total} of {length} bytes present");
+                return 0;
+            }
+            var index = reader.GetInt32(0);
+            var expected = reader.IsDBNull(1) ? null : reader.GetFieldValue<byte[]>(1);
+            if (index != _seen)
+                throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {_seen} is missing (next is {index})");
+            var size = 0;
+            await using (var data = sync ? reader.GetStream(2) : await reader.GetStreamAsync(2, ct))
+            {
+                int read;
+                while ((read = sync ? data.Read(buffer.AsSpan(size)) : await data.ReadAsync(buffer.AsMemory(size), ct)) > 0)
+                {
+                    size += read;
+                    if (size == buffer.Length && (sync ? data.Read(new byte[1]) : await data.ReadAsync(new byte[1], ct)) > 0)
+                        throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {index} is larger than {buffer.Length} bytes");
+                }
+            }
+            if (expected is not null && !System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, size)).AsSpan().SequenceEqual(expected))
+                throw new CheckpointStoreException($"checkpoint {reference.Uri} is corrupt: chunk {index} (bytes {_total}-{_total + size - 1}) "
+                    + "does not match its SHA-256");
+            _seen++;
+            _total += size;
+            if (size > 0) return size;   // an empty checkpoint's one empty chunk: look for the end
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            reader.Dispose();
+            connection.Dispose();   // its read-only transaction ends with it
+        }
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await reader.DisposeAsync();
+        await connection.DisposeAsync();
+        await base.DisposeAsync();
     }
 }
 

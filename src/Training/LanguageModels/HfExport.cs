@@ -38,8 +38,16 @@ public static class HfExport
     /// <exception cref="ModelLoadException">The base model or its tokenizer cannot be read (names the file).</exception>
     public static ExportResult Write(LanguageModelSpec spec, byte[] weights, string directory, ExportSource source)
     {
+        using var stream = new MemoryStream(weights, writable: false);
+        return Write(spec, stream, Convert.ToHexStringLower(SHA256.HashData(weights)), directory, source);
+    }
+
+    /// <summary><see cref="Write(LanguageModelSpec, byte[], string, ExportSource)"/> with the weights streamed from
+    /// <paramref name="weights"/> (a checkpoint store's verified stream: it is read to its end, so its hash is checked,
+    /// before the first file is written), <paramref name="sha256"/> being their hash.</summary>
+    public static ExportResult Write(LanguageModelSpec spec, Stream weights, string sha256, string directory, ExportSource source)
+    {
         EnsureEmptyOrAbsent(directory);
-        var sha256 = Convert.ToHexStringLower(SHA256.HashData(weights));
         var tokenizerFiles = TokenizerFilesOf(spec);
         // On the CPU whatever device the run used: the weights are written from there anyway, and an export must not
         // need the run's GPU.
@@ -48,6 +56,7 @@ public static class HfExport
         try
         {
             policy.LoadWeights(weights);
+            weights.CopyTo(Stream.Null);   // the rest (none, for whole weights): a damaged checkpoint fails here, not later
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -64,17 +64,15 @@ public sealed class LanguageModelPolicy : PolicyModel
     }
 
     /// <summary>The state dict's bytes; the value head only once it is non-zero (see the remarks).</summary>
-    public override byte[] SaveWeights()
+    public override void SaveWeights(Stream destination)
     {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
-            save(writer, skip: ValueHeadIsZero ? ValueHeadKeys : null);
-        return stream.ToArray();
+        using var writer = new BinaryWriter(destination, System.Text.Encoding.UTF8, leaveOpen: true);
+        save(writer, skip: ValueHeadIsZero ? ValueHeadKeys : null);
     }
 
     /// <summary>Loads <see cref="SaveWeights"/> bytes: every <c>lm.</c> tensor must be there; an absent value head is zero.</summary>
     /// <exception cref="ArgumentException">The bytes miss a tensor of the model or name one it does not have.</exception>
-    public override void LoadWeights(byte[] weights)
+    public override void LoadWeights(Stream weights)
     {
         using (no_grad())
         {
@@ -82,8 +80,7 @@ public sealed class LanguageModelPolicy : PolicyModel
             nn.init.zeros_(value_head.bias!);
         }
         var loaded = new Dictionary<string, bool>();
-        using (var stream = new MemoryStream(weights, writable: false))
-        using (var reader = new BinaryReader(stream))
+        using (var reader = new BinaryReader(weights, System.Text.Encoding.UTF8, leaveOpen: true))
             load(reader, strict: false, loadedParameters: loaded);
         var expected = state_dict().Keys.ToList();
         var missing = expected.Where(k => !ValueHeadKeys.Contains(k) && !loaded.GetValueOrDefault(k)).ToList();

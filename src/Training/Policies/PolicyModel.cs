@@ -21,13 +21,40 @@ public abstract class PolicyModel : nn.Module
         }
     }
 
-    /// <summary>Serializes the weights (TorchSharp's state-dict format). Equal weights give equal bytes.</summary>
-    public virtual byte[] SaveWeights()
+    /// <summary>Serializes the weights (TorchSharp's state-dict format) to <paramref name="destination"/> (left open), tensor
+    /// by tensor: nothing of the size of the model is buffered. Equal weights give equal bytes.</summary>
+    public virtual void SaveWeights(Stream destination)
+    {
+        using var writer = new BinaryWriter(destination, System.Text.Encoding.UTF8, leaveOpen: true);
+        save(writer);
+    }
+
+    /// <summary><see cref="SaveWeights(Stream)"/> as one array, for small models (tests, tools).</summary>
+    public byte[] SaveWeights()
     {
         using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
-            save(writer);
+        SaveWeights(stream);
         return stream.ToArray();
+    }
+
+    /// <summary>A checkpoint store's writer for these weights (see <c>ICheckpointStore.PutAsync</c>).</summary>
+    public Task WriteWeightsAsync(Stream destination, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        SaveWeights(destination);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Copies <paramref name="other"/>'s (same-shaped) weights and buffers into this module, in memory: what
+    /// <see cref="LoadWeights(Stream)"/> of its saved bytes would give, without serializing them.</summary>
+    public void CopyWeightsFrom(PolicyModel other)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var source = other.state_dict();
+        foreach (var (name, target) in state_dict())
+            target.copy_(source.TryGetValue(name, out var value) ? value
+                : throw new ArgumentException($"weights: {other.GetType().Name} has no tensor {name}", nameof(other)));
     }
 
     /// <summary>Sets requires_grad on every parameter (freezing a reference: requires_grad_(false)); returns this module.</summary>
@@ -38,11 +65,18 @@ public abstract class PolicyModel : nn.Module
         return this;
     }
 
-    /// <summary>Loads weights written by <see cref="SaveWeights"/> into this (same-shaped) module.</summary>
-    public virtual void LoadWeights(byte[] weights)
+    /// <summary>Loads weights written by <see cref="SaveWeights(Stream)"/> from <paramref name="source"/> (left open) into
+    /// this (same-shaped) module, tensor by tensor.</summary>
+    public virtual void LoadWeights(Stream source)
+    {
+        using var reader = new BinaryReader(source, System.Text.Encoding.UTF8, leaveOpen: true);
+        load(reader);
+    }
+
+    /// <summary><see cref="LoadWeights(Stream)"/> from one array.</summary>
+    public void LoadWeights(byte[] weights)
     {
         using var stream = new MemoryStream(weights, writable: false);
-        using var reader = new BinaryReader(stream);
-        load(reader);
+        LoadWeights(stream);
     }
 }

@@ -12,17 +12,20 @@ public sealed class When_checkpoints_are_cached
         private readonly Dictionary<string, byte[]> _stored = [];
         public int Gets { get; private set; }
 
-        public Task<CheckpointRef> PutAsync(int version, byte[] bytes, CancellationToken cancellationToken)
+        public async Task<CheckpointRef> PutAsync(int version, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
         {
+            using var buffer = new MemoryStream();
+            await write(buffer, cancellationToken);
+            var bytes = buffer.ToArray();
             var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
             _stored[hash] = bytes;
-            return Task.FromResult(new CheckpointRef { Version = version, Sha256 = hash, Uri = "memory://" + hash, Bytes = bytes.Length });
+            return new CheckpointRef { Version = version, Sha256 = hash, Uri = "memory://" + hash, Bytes = bytes.Length };
         }
 
-        public Task<byte[]> GetAsync(CheckpointRef reference, CancellationToken cancellationToken)
+        public Task<Stream> OpenReadAsync(CheckpointRef reference, CancellationToken cancellationToken)
         {
             Gets++;
-            return Task.FromResult(_stored[reference.Sha256]);
+            return Task.FromResult<Stream>(new MemoryStream(_stored[reference.Sha256]));
         }
 
         public Task<bool> ContainsAsync(string sha256, CancellationToken cancellationToken) => Task.FromResult(_stored.ContainsKey(sha256));
