@@ -47,8 +47,10 @@ public abstract class DecoderBackbone : nn.Module
                 throw new ArgumentException($"KV cache holds {cache.MaxLength} positions; {start} cached + {t} new exceed it");
             if (is_grad_enabled())
                 throw new InvalidOperationException("a KV cache is written in place: use it under no_grad (sampling) only");
+            if (MixedPrecision.ComputeType != ScalarType.Float32)
+                throw new InvalidOperationException("the KV cache is float32: sampling runs outside MixedPrecision.Use(Bf16)");
         }
-        var inputs = Attention.Prepare(InvFreq, positions, keyMask, start);
+        var inputs = Attention.Prepare(InvFreq, positions, keyMask, start, MixedPrecision.ComputeType);
         var x = Embed(ids);                                  // (B, T, C)
         for (var i = 0; i < Config.Layers; i++)
             x = Layer(i, x, inputs, cache);                  // (B, T, C)

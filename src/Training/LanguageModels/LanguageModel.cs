@@ -77,7 +77,7 @@ public sealed class LanguageModel : nn.Module
             ? PositionsFromMask(attentionMask).narrow(1, attentionMask.shape[1] - t, t)   // the mask covers the cached slots too
             : arange(start, start + t, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(ids.shape[0], -1);
         var hidden = backbone.forward(ids, positionIds, attentionMask, cache);   // (B, T, C)
-        var output = head is null ? F.linear(hidden, backbone.TokenEmbedding) : head.forward(hidden);   // (B, T, V)
+        var output = head is null ? MixedPrecision.Linear(hidden, backbone.TokenEmbedding, null) : MixedPrecision.Linear(head, hidden);   // (B, T, V), bf16 under MixedPrecision
         return (output.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }
 
