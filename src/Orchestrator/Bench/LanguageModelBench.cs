@@ -172,12 +172,19 @@ public static class LanguageModelBench
             ["tie_word_embeddings"] = tied,
         }, "(bench config)");
 
+    /// <summary>A seeded random model initialised as Hugging Face does (matrices and embeddings ~ N(0, 0.02), its
+    /// initializer_range; norms at 1): TorchSharp's N(0, 1) embeddings make a tied head's logits ~20 wide and a first loss
+    /// of hundreds, where a real model starts near ln V. Timings do not depend on the values.</summary>
     private static LanguageModel Random(LanguageModelConfig config)
     {
         lock (TorchRuntime.GlobalSeedLock)
         {
             manual_seed(Seed);
-            return new LanguageModel(config);
+            var model = new LanguageModel(config);
+            using (no_grad())
+                foreach (var weight in model.parameters().Where(p => p.dim() == 2))
+                    nn.init.normal_(weight, 0, 0.02);
+            return model;
         }
     }
 

@@ -53,6 +53,27 @@ public class When_a_language_model_computes_in_bf16(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Gpt_neox_scores_in_bf16_too()
+    {
+        // tiny-gpt-neox (random weights, vocabulary 96): the fused query_key_value, partial rotary, parallel residual and
+        // LayerNorm path, on the same padded batch with its ids folded into the vocabulary.
+        using var model = Fixtures.Load(Fixtures.Tiny("tiny-gpt-neox"));
+        var batch = When_fp32_scoring_is_pinned.Batch().Select(s => new TokenSequence(s.Prompt.Select(i => i % 96).ToArray(), s.Response.Select(i => i % 96).ToArray())).ToList();
+        using var scope = NewDisposeScope();
+        SequenceScores Scores(Precision precision)
+        {
+            using var mode = MixedPrecision.Use(precision);
+            return SequenceLogProbs.Score(model, SequenceLogProbs.Pack(model, batch), tokens: true);
+        }
+        var (fp32, bf16) = (Scores(Precision.Fp32), Scores(Precision.Bf16));
+        var maxToken = (bf16.Tokens! - fp32.Tokens!).abs().max().item<float>();
+        output.WriteLine($"tiny-gpt-neox |bf16 - fp32| token log-prob: max {maxToken:g3}");
+        Assert.True(maxToken is > 0 and < (float)TokenTolerance, $"max token |diff| {maxToken:g3}");
+        bf16.Sum.sum().backward();
+        Assert.All(model.parameters(), p => Assert.True(p.grad is not null && p.grad.abs().sum().item<float>() > 0, "a weight got no gradient"));
+    }
+
+    [Fact]
     public void The_policy_family_scores_in_its_specs_precision()
     {
         using var model = Fixtures.Load(Fixtures.StoriesHf);
