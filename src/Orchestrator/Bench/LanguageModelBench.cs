@@ -33,6 +33,9 @@ public static class LanguageModelBench
     /// <summary>--precision: each timed step accumulates this many micro-batches of LearnerRows / this rows, as the learner
     /// does with micro_batch (where cached bf16 weight copies are cast once a step, not once a pass).</summary>
     public const int PrecisionMicroBatches = 4;
+    /// <summary>--precision: steps are timed until this many seconds have passed too (3 steps of stories260K take 0.3 s,
+    /// too short a window on a shared machine: two such runs differed 2x).</summary>
+    public const double PrecisionSeconds = 5;
     /// <summary>--precision: optimizer steps of the loss comparison, each on one of <see cref="ParityBatches"/> fixed batches
     /// in turn (the same ones in both precisions) of <see cref="ParityRows"/> x <see cref="ParityLength"/> tokens.</summary>
     public const int ParitySteps = 50;
@@ -83,7 +86,7 @@ public static class LanguageModelBench
             + (bf16Peak is { } b ? $"{b:0} GFLOP/s" : "not available in this libtorch")));
         var speed = new Table().AddColumns("model", "parameters", "fp32 tokens/s", "bf16 tokens/s (cached copies)", "bf16 tokens/s (cast every pass)", "bf16 / fp32");
         speed.Title = new TableTitle($"learner: forward + backward of {LearnerRows} x {LearnerLength} tokens in {PrecisionMicroBatches} micro-batches, then AdamW; "
-            + $"{LearnerSteps} steps after one untimed");
+            + $"at least {LearnerSteps} steps and {PrecisionSeconds:0} s after one untimed");
         var parity = new Table().AddColumns("model", "fp32 loss, step 1", "bf16 loss, step 1", $"fp32 loss, step {ParitySteps}", $"bf16 loss, step {ParitySteps}",
             $"bf16 - fp32 at step {ParitySteps}", "largest |bf16 - fp32| over the steps");
         parity.Title = new TableTitle($"next-token loss over {ParitySteps} AdamW steps (lr 1e-3) cycling {ParityBatches} fixed batches of {ParityRows} x {ParityLength} "
@@ -93,9 +96,9 @@ public static class LanguageModelBench
             using (var model = open().to(device))
             {
                 var parameters = model.parameters().Sum(p => p.numel());
-                var fp32 = LearnerRate(model, Precision.Fp32, cacheWeights: true, PrecisionMicroBatches);
-                var cached = LearnerRate(model, Precision.Bf16, cacheWeights: true, PrecisionMicroBatches);
-                var uncached = LearnerRate(model, Precision.Bf16, cacheWeights: false, PrecisionMicroBatches);
+                var fp32 = LearnerRate(model, Precision.Fp32, cacheWeights: true, PrecisionMicroBatches, PrecisionSeconds);
+                var cached = LearnerRate(model, Precision.Bf16, cacheWeights: true, PrecisionMicroBatches, PrecisionSeconds);
+                var uncached = LearnerRate(model, Precision.Bf16, cacheWeights: false, PrecisionMicroBatches, PrecisionSeconds);
                 speed.AddRow(Markup.Escape(name), $"{parameters / 1e6:0.00}M", $"{fp32:0}", $"{cached:0}", $"{uncached:0}", $"{cached / fp32:0.00}");
             }
             var fp32Losses = Losses(open, device, Precision.Fp32);
@@ -207,8 +210,9 @@ public static class LanguageModelBench
     }
 
     /// <summary>Learner tokens/s: <see cref="LearnerSteps"/> steps of forward, backward (over <paramref name="microBatches"/>
-    /// micro-batches of the <see cref="LearnerRows"/> rows) and AdamW, after one untimed step.</summary>
-    private static double LearnerRate(LanguageModel model, Precision precision = Precision.Fp32, bool cacheWeights = true, int microBatches = 1)
+    /// micro-batches of the <see cref="LearnerRows"/> rows) and AdamW, after one untimed step; more steps until
+    /// <paramref name="minSeconds"/> have passed.</summary>
+    private static double LearnerRate(LanguageModel model, Precision precision = Precision.Fp32, bool cacheWeights = true, int microBatches = 1, double minSeconds = 0)
     {
         model.train();
         using var optimizer = optim.AdamW(model.parameters(), lr: 1e-4, weight_decay: 0.01);
@@ -226,9 +230,10 @@ public static class LanguageModelBench
         }
         Step();
         var clock = Stopwatch.StartNew();
-        for (var i = 0; i < LearnerSteps; i++) Step();
+        var steps = 0;
+        for (; steps < LearnerSteps || clock.Elapsed.TotalSeconds < minSeconds; steps++) Step();
         model.eval();
-        return LearnerSteps * LearnerRows * LearnerLength / clock.Elapsed.TotalSeconds;
+        return steps * LearnerRows * LearnerLength / clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>Best GFLOP/s of a 1024 x 1024 matmul (2 n^3 flops) over a few rounds, or null if libtorch lacks the dtype here.</summary>
