@@ -14,7 +14,9 @@ public abstract class DecoderBackbone : nn.Module
 
     public LanguageModelConfig Config { get; }
 
-    /// <summary>The token embedding (V, C): the output head of a model with tie_word_embeddings.</summary>
+    /// <summary>The token embedding (V, C): the output head of a model with tie_word_embeddings. The registered parameter
+    /// itself, the same object at every call (TorchSharp's Embedding.weight makes a new handle each time), so that
+    /// MixedPrecision finds its cached bf16 copy and an optimizer step drops it.</summary>
     public abstract Tensor TokenEmbedding { get; }
 
     /// <summary>(rd/2) rotary inverse frequencies: a non-persistent buffer (HF files may or may not carry it).</summary>

@@ -114,7 +114,7 @@ public sealed class GPTNeoXModel : DecoderBackbone
         RegisterComponents();
     }
 
-    public override Tensor TokenEmbedding => embed_in.weight!;
+    public override Tensor TokenEmbedding => embed_in.get_parameter("weight")!;   // the registered object: see DecoderBackbone
     protected override Tensor InvFreq => inv_freq;
     protected override Tensor Embed(Tensor ids) => embed_in.forward(ids);
     protected override Tensor Layer(int layer, Tensor x, AttentionInputs inputs, KvCache? cache) => layers[layer].forward(x, inputs, cache);

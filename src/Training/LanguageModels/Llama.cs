@@ -136,7 +136,7 @@ public sealed class LlamaModel : DecoderBackbone
         RegisterComponents();
     }
 
-    public override Tensor TokenEmbedding => embed_tokens.weight!;
+    public override Tensor TokenEmbedding => embed_tokens.get_parameter("weight")!;   // the registered object: see DecoderBackbone
     protected override Tensor InvFreq => inv_freq;
     protected override Tensor Embed(Tensor ids) => embed_tokens.forward(ids);
     protected override Tensor Layer(int layer, Tensor x, AttentionInputs inputs, KvCache? cache) => layers[layer].forward(x, inputs, cache);

@@ -80,6 +80,9 @@ public static class MixedPrecision
             }
     }
 
+    /// <summary>How many of <paramref name="parameters"/> have a cached bf16 copy (what the tests check the cache by).</summary>
+    public static int CachedCopies(IEnumerable<Tensor> parameters) => parameters.Count(p => Casts.TryGetValue(p, out _));
+
     /// <summary>The bf16 copy of a float32 weight: cached (see the remarks), or a fresh cast in the caller's scope.</summary>
     private static Tensor Weight(Tensor weight)
     {

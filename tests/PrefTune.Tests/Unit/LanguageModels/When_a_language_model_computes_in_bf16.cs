@@ -130,6 +130,13 @@ public class When_a_language_model_computes_in_bf16(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         var before = Values(Score(model, Precision.Bf16).Sum);                               // fills the cache
         Assert.Equal(Values(Score(model, Precision.Bf16, cacheWeights: false).Sum), before);
+        // Every matmul weight (the 2-D ones: 5 layers x 7 Linear, and the tied embedding) holds one copy, found again by the
+        // weight each module hands out.
+        var matmulWeights = model.parameters().Count(p => p.dim() == 2);
+        Assert.Equal(36, matmulWeights);
+        Assert.Equal(matmulWeights, MixedPrecision.CachedCopies(model.parameters()));
+        Score(model, Precision.Bf16);
+        Assert.Equal(matmulWeights, MixedPrecision.CachedCopies(model.parameters()));
 
         // Two backward passes through the same cached copies add up, as two through fresh casts do.
         optimizer.ZeroGrad();
@@ -143,6 +150,7 @@ public class When_a_language_model_computes_in_bf16(ITestOutputHelper output)
         Assert.True(allclose(twice, 2 * model.parameters().First().grad!, rtol: 1e-5, atol: 1e-6), "two passes through cached copies are not twice one");
 
         optimizer.Step();
+        Assert.Equal(0, MixedPrecision.CachedCopies(model.parameters()));
         var after = Values(Score(model, Precision.Bf16).Sum);
         Assert.NotEqual(before, after);
         Assert.Equal(Values(Score(model, Precision.Bf16, cacheWeights: false).Sum), after);   // no stale copy was read
