@@ -41,7 +41,8 @@ public sealed class LanguageModel : nn.Module
     public LanguageModelConfig Config { get; }
 
     /// <summary>The device the weights live on: every input goes there.</summary>
-    /// <remarks>In a scope of its own: reading a module's weight makes a tensor handle, which would outlive a caller without one.</remarks>
+    /// <remarks>In a scope of its own: reading a tensor's device may make a handle (TorchSharp's module getters often do),
+    /// which would outlive a caller without one.</remarks>
     public Device Device
     {
         get

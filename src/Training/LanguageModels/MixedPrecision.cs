@@ -26,7 +26,9 @@ namespace PrefTune.Training.LanguageModels;
 /// passes may run through one copy). A weight changes in place only in an optimizer step or when weights are loaded, and
 /// each of those calls <see cref="WeightsChanged"/> (PolicyOptimizer, the learner's plain Adam, LanguageModelPolicy.LoadWeights);
 /// anything else that writes a weight in place must call it too, or later bf16 passes would read the old values.
-/// The copies cost half the float32 weights' memory per model.
+/// The copies are found by the weight's object, so a module must hand out its registered parameter, the same object at
+/// every call (Linear's weight is; <see cref="DecoderBackbone.TokenEmbedding"/> is made so). They cost half the float32
+/// weights' memory per model.
 /// </remarks>
 public static class MixedPrecision
 {
