@@ -38,6 +38,7 @@ internal abstract class LearnerOptimizer : IDisposable
             using var scope = NewDisposeScope();
             var norm = Math.Sqrt(parameters.Where(p => p.grad is not null).Sum(p => p.grad!.pow(2).sum().item<float>()));
             adam.step();
+            Training.LanguageModels.MixedPrecision.WeightsChanged(parameters);   // bf16 copies of the old weights
             return new OptimizerStep(norm, learningRate);
         }
 

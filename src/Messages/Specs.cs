@@ -80,6 +80,16 @@ public sealed record LengthSpec
     public string Dataset { get; init; } = "";
 }
 
+/// <summary>The number format a language model's learner computes in; its weights and optimizer state stay float32 either way.</summary>
+public enum Precision
+{
+    /// <summary>float32 throughout.</summary>
+    Fp32,
+    /// <summary>bfloat16 matmuls (Linear layers and the LM head, with their inputs), float32 elsewhere: the norms, the
+    /// residual stream, the attention softmax, the log-softmax over the vocabulary and the loss (MixedPrecision.cs).</summary>
+    Bf16,
+}
+
 /// <summary>A causal language model as a policy: where its files are and how it samples.</summary>
 public sealed record LanguageModelSpec
 {
@@ -101,6 +111,11 @@ public sealed record LanguageModelSpec
     public int MaxBatch { get; init; } = 64;
     /// <summary>"cpu", or "cuda" where the CUDA build exists: the model and its tensors live there.</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>What the learner scores and trains in: fp32, or bf16 (mixed precision, float32 master weights). Sampling
+    /// (generation) is float32 either way. Left out of the recorded JSON when fp32, so the specs and hashes recorded before
+    /// it existed are unchanged.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public Precision Precision { get; init; }
 }
 
 /// <summary>The didactic bandit of Tajwar et al. (PAPER.md, Problem 1).</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using PrefTune.Messages;
 using PrefTune.Training;
 using PrefTune.Training.LanguageModels;
 using Spectre.Console;
@@ -13,7 +14,9 @@ namespace PrefTune.Orchestrator.Bench;
 /// `preftune bench --lm`: what a language model costs on this machine. For stories260K (a path, or a random model of
 /// its shape) and random Llamas of Pythia-14m's size and of ~30M parameters: sampling tokens/s at batch 1, 16 and 64
 /// with and without the KV cache, and learner tokens/s (forward, backward and an AdamW step on 128-token sequences)
-/// with the GFLOP/s that implies (6 x parameters x tokens), beside the measured matmul peak. Prints, asserts nothing.
+/// with the GFLOP/s that implies (6 x parameters x tokens), beside the measured matmul peak. With --precision instead: the
+/// learner in fp32 against bf16 mixed precision (<see cref="MixedPrecision"/>), its speed and its loss after the same
+/// steps. Prints, asserts nothing.
 /// </summary>
 public static class LanguageModelBench
 {
@@ -27,6 +30,18 @@ public static class LanguageModelBench
     public const int LearnerLength = 128;
     public const int LearnerSteps = 3;
     private const int Seed = 0;
+    /// <summary>--precision: each timed step accumulates this many micro-batches of LearnerRows / this rows, as the learner
+    /// does with micro_batch (where cached bf16 weight copies are cast once a step, not once a pass).</summary>
+    public const int PrecisionMicroBatches = 4;
+    /// <summary>--precision: steps are timed until this many seconds have passed too (3 steps of stories260K take 0.3 s,
+    /// too short a window on a shared machine: two such runs differed 2x).</summary>
+    public const double PrecisionSeconds = 5;
+    /// <summary>--precision: optimizer steps of the loss comparison, each on one of <see cref="ParityBatches"/> fixed batches
+    /// in turn (the same ones in both precisions) of <see cref="ParityRows"/> x <see cref="ParityLength"/> tokens.</summary>
+    public const int ParitySteps = 50;
+    public const int ParityBatches = 5;
+    public const int ParityRows = 4;
+    public const int ParityLength = 64;
 
     public static void Run(string? modelPath, Device device, int threads)
     {
@@ -56,6 +71,82 @@ public static class LanguageModelBench
         }
         AnsiConsole.Write(sampling);
         AnsiConsole.Write(learner);
+    }
+
+    /// <summary>
+    /// `preftune bench --lm --precision`: for stories260K (or --model) and the ~30M Llama, learner tokens/s in fp32 and in
+    /// bf16 (cached weight copies, and cast at every pass), and next-token loss after <see cref="ParitySteps"/> AdamW steps
+    /// on the same batches from the same weights in each precision.
+    /// </summary>
+    public static void RunPrecision(string? modelPath, Device device, int threads)
+    {
+        TorchRuntime.UseThreads(threads);
+        var (fp32Peak, bf16Peak) = (MatmulPeak(ScalarType.Float32, device), MatmulPeak(ScalarType.BFloat16, device));
+        AnsiConsole.MarkupLine(Markup.Escape($"device {device}, {threads} torch thread(s); matmul peak (1024 x 1024): fp32 {fp32Peak:0} GFLOP/s, bf16 "
+            + (bf16Peak is { } b ? $"{b:0} GFLOP/s" : "not available in this libtorch")));
+        var speed = new Table().AddColumns("model", "parameters", "fp32 tokens/s", "bf16 tokens/s (cached copies)", "bf16 tokens/s (cast every pass)", "bf16 / fp32");
+        speed.Title = new TableTitle($"learner: forward + backward of {LearnerRows} x {LearnerLength} tokens in {PrecisionMicroBatches} micro-batches, then AdamW; "
+            + $"at least {LearnerSteps} steps and {PrecisionSeconds:0} s after one untimed");
+        var parity = new Table().AddColumns("model", "fp32 loss, step 1", "bf16 loss, step 1", $"fp32 loss, step {ParitySteps}", $"bf16 loss, step {ParitySteps}",
+            $"bf16 - fp32 at step {ParitySteps}", "largest |bf16 - fp32| over the steps");
+        parity.Title = new TableTitle($"next-token loss over {ParitySteps} AdamW steps (lr 1e-3) cycling {ParityBatches} fixed batches of {ParityRows} x {ParityLength} "
+            + "random tokens, from the same weights");
+        foreach (var (name, open) in Models(modelPath).Where((_, i) => i != 1))   // not the Pythia-sized one: its vocabulary head dominates either way
+        {
+            using (var model = open().to(device))
+            {
+                var parameters = model.parameters().Sum(p => p.numel());
+                var fp32 = LearnerRate(model, Precision.Fp32, cacheWeights: true, PrecisionMicroBatches, PrecisionSeconds);
+                var cached = LearnerRate(model, Precision.Bf16, cacheWeights: true, PrecisionMicroBatches, PrecisionSeconds);
+                var uncached = LearnerRate(model, Precision.Bf16, cacheWeights: false, PrecisionMicroBatches, PrecisionSeconds);
+                speed.AddRow(Markup.Escape(name), $"{parameters / 1e6:0.00}M", $"{fp32:0}", $"{cached:0}", $"{uncached:0}", $"{cached / fp32:0.00}");
+            }
+            var fp32Losses = Losses(open, device, Precision.Fp32);
+            var bf16Losses = Losses(open, device, Precision.Bf16);
+            parity.AddRow(Markup.Escape(name), $"{fp32Losses[0]:0.0000}", $"{bf16Losses[0]:0.0000}", $"{fp32Losses[^1]:0.0000}", $"{bf16Losses[^1]:0.0000}",
+                $"{bf16Losses[^1] - fp32Losses[^1]:+0.0000;-0.0000}", $"{fp32Losses.Zip(bf16Losses).Max(l => Math.Abs(l.First - l.Second)):0.0000}");
+        }
+        AnsiConsole.Write(speed);
+        AnsiConsole.Write(parity);
+    }
+
+    /// <summary>The loss of each of <see cref="ParitySteps"/> AdamW steps on a fresh copy of the model (the seed makes the same weights).</summary>
+    private static double[] Losses(Func<LanguageModel> open, Device device, Precision precision)
+    {
+        using var model = open().to(device);
+        model.train();
+        using var optimizer = optim.AdamW(model.parameters(), lr: 1e-3, weight_decay: 0.01);
+        using var generator = new Generator(Seed, model.Device);
+        var batches = Enumerable.Range(0, ParityBatches)
+            .Select(_ => randint(0, model.Config.VocabSize, [ParityRows, ParityLength], dtype: ScalarType.Int64, device: model.Device, generator: generator).DetachFromDisposeScope())
+            .ToArray();
+        var losses = new double[ParitySteps];
+        for (var step = 0; step < ParitySteps; step++)
+        {
+            using var scope = NewDisposeScope();
+            losses[step] = NextTokenLoss(model, batches[step % ParityBatches], precision, cacheWeights: true, backward: true);
+            optimizer.step();
+            optimizer.zero_grad();
+            MixedPrecision.WeightsChanged(model.parameters());   // the step wrote the weights: drop their bf16 copies
+        }
+        foreach (var batch in batches) batch.Dispose();
+        return losses;
+    }
+
+    /// <summary>Mean next-token cross-entropy of ids (B, T) in <paramref name="precision"/>, its gradient added to the weights'.</summary>
+    private static double NextTokenLoss(LanguageModel model, Tensor ids, Precision precision, bool cacheWeights, bool backward)
+    {
+        using var scope = NewDisposeScope();
+        var t = ids.shape[1];
+        Tensor loss;
+        using (MixedPrecision.Use(precision, cacheWeights))
+        {
+            var logits = model.forward(ids.narrow(1, 0, t - 1));                                                   // (B, T-1, V)
+            // The loss in float32 whatever the logits are (a no-op in fp32), as SequenceLogProbs does.
+            loss = F.cross_entropy(logits.to_type(ScalarType.Float32).reshape(-1, model.Config.VocabSize), ids.narrow(1, 1, t - 1).reshape(-1));
+        }
+        if (backward) loss.backward();
+        return loss.item<float>();
     }
 
     /// <summary>stories260K from --model (any model path works), else a random model of its shape; then the two random Llamas.</summary>
@@ -88,12 +179,19 @@ public static class LanguageModelBench
             ["tie_word_embeddings"] = tied,
         }, "(bench config)");
 
+    /// <summary>A seeded random model initialised as Hugging Face does (matrices and embeddings ~ N(0, 0.02), its
+    /// initializer_range; norms at 1): TorchSharp's N(0, 1) embeddings make a tied head's logits ~20 wide and a first loss
+    /// of hundreds, where a real model starts near ln V. Timings do not depend on the values.</summary>
     internal static LanguageModel Random(LanguageModelConfig config)
     {
         lock (TorchRuntime.GlobalSeedLock)
         {
             manual_seed(Seed);
-            return new LanguageModel(config);
+            var model = new LanguageModel(config);
+            using (no_grad())
+                foreach (var weight in model.parameters().Where(p => p.dim() == 2))
+                    nn.init.normal_(weight, 0, 0.02);
+            return model;
         }
     }
 
@@ -115,7 +213,10 @@ public static class LanguageModelBench
         return responses.Sum(r => r.Ids.Length) / clock.Elapsed.TotalSeconds;
     }
 
-    private static double LearnerRate(LanguageModel model)
+    /// <summary>Learner tokens/s: <see cref="LearnerSteps"/> steps of forward, backward (over <paramref name="microBatches"/>
+    /// micro-batches of the <see cref="LearnerRows"/> rows) and AdamW, after one untimed step; more steps until
+    /// <paramref name="minSeconds"/> have passed.</summary>
+    private static double LearnerRate(LanguageModel model, Precision precision = Precision.Fp32, bool cacheWeights = true, int microBatches = 1, double minSeconds = 0)
     {
         model.train();
         using var optimizer = optim.AdamW(model.parameters(), lr: 1e-4, weight_decay: 0.01);
@@ -124,18 +225,19 @@ public static class LanguageModelBench
         {
             using var scope = NewDisposeScope();
             var ids = randint(0, model.Config.VocabSize, [LearnerRows, LearnerLength], dtype: ScalarType.Int64, device: model.Device, generator: generator);   // (B, T)
-            var logits = model.forward(ids.narrow(1, 0, LearnerLength - 1));                                                       // (B, T-1, V)
-            var loss = F.cross_entropy(logits.reshape(-1, model.Config.VocabSize), ids.narrow(1, 1, LearnerLength - 1).reshape(-1));
             optimizer.zero_grad();
-            loss.backward();
+            var rows = LearnerRows / microBatches;
+            for (var m = 0; m < microBatches; m++)
+                NextTokenLoss(model, ids.narrow(0, m * rows, rows), precision, cacheWeights, backward: true);   // item: waits for an asynchronous device
             optimizer.step();
-            loss.item<float>();   // waits for the step on an asynchronous device
+            MixedPrecision.WeightsChanged(model.parameters());   // the step wrote the weights: drop their bf16 copies
         }
         Step();
         var clock = Stopwatch.StartNew();
-        for (var i = 0; i < LearnerSteps; i++) Step();
+        var steps = 0;
+        for (; steps < LearnerSteps || clock.Elapsed.TotalSeconds < minSeconds; steps++) Step();
         model.eval();
-        return LearnerSteps * LearnerRows * LearnerLength / clock.Elapsed.TotalSeconds;
+        return steps * LearnerRows * LearnerLength / clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>Best GFLOP/s of a 1024 x 1024 matmul (2 n^3 flops) over a few rounds, or null if libtorch lacks the dtype here.</summary>

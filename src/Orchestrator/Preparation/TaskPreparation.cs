@@ -128,12 +128,14 @@ public static class TaskPreparation
     /// <summary>
     /// What a preparation depends on, hashed: the task (paths as resolved), the settings, the thread count (results are
     /// bit-identical only at equal counts), and the reference's and prompt file's bytes as the file system describes them
-    /// (name, size, last write; hashing a large model's weights would cost more than the check is worth).
+    /// (name, size, last write; hashing a large model's weights would cost more than the check is worth). Not the model's
+    /// precision: a preparation samples (always float32) and trains a reward model of its own, so runs in fp32 and bf16
+    /// share one.
     /// </summary>
     public static string KeyOf(TaskSpec task, StudyPreparation preparation, int threads)
     {
         var text = new StringBuilder()
-            .AppendLine(JsonSerializer.Serialize(task with { Length = task.Length! with { Dataset = "" } }))
+            .AppendLine(JsonSerializer.Serialize(task with { Length = task.Length! with { Dataset = "" }, Model = task.Model is { } model ? model with { Precision = Precision.Fp32 } : null }))
             .AppendLine(JsonSerializer.Serialize(preparation))
             .AppendLine(threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var path in new[] { task.Model?.Path, task.Model?.Tokenizer, task.Length?.Prompts }.Where(p => !string.IsNullOrEmpty(p)))

@@ -31,8 +31,10 @@ public static class Attention
     /// <summary>
     /// The shared inputs of one forward pass. positions: (B, T) int64 position ids of this call's tokens;
     /// keyMask: (B, start + T) 1 on real tokens and 0 on padding, covering the cached positions too, or null (no padding).
+    /// computeType: the format q and k have (<see cref="MixedPrecision.ComputeType"/>); cos, sin and the mask are made in
+    /// it, as HF casts them to the query's dtype (the fused kernel wants one dtype), the angles computed in float32 first.
     /// </summary>
-    public static AttentionInputs Prepare(Tensor invFreq, Tensor positions, Tensor? keyMask, long start)
+    public static AttentionInputs Prepare(Tensor invFreq, Tensor positions, Tensor? keyMask, long start, ScalarType computeType = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
         var t = positions.shape[1];
@@ -45,8 +47,12 @@ public static class Attention
             allowed = allowed.logical_and(keyMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1));   // (B, 1, T, start + T)
         // float.MinValue rather than -inf, as HF: a pad query that may see no key gets uniform weights, not NaN,
         // so its (unused) hidden state stays finite and cannot poison anything through 0 * NaN.
-        var mask = zeros(allowed.shape, dtype: ScalarType.Float32, device: positions.device).masked_fill(allowed.logical_not(), float.MinValue);
-        return new AttentionInputs(emb.cos().MoveToOuterDisposeScope(), emb.sin().MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), start);
+        // In bf16 its own lowest value: float.MinValue rounds to -inf there.
+        var mask = computeType == ScalarType.Float32
+            ? zeros(allowed.shape, dtype: ScalarType.Float32, device: positions.device).masked_fill(allowed.logical_not(), float.MinValue)
+            : zeros(allowed.shape, dtype: computeType, device: positions.device).masked_fill(allowed.logical_not(), finfo(computeType).min);
+        var (cos, sin) = computeType == ScalarType.Float32 ? (emb.cos(), emb.sin()) : (emb.cos().to_type(computeType), emb.sin().to_type(computeType));
+        return new AttentionInputs(cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), start);
     }
 
     /// <summary>
@@ -101,7 +107,9 @@ public static class Attention
             // Decoding (a few queries against the cache): the plain matmuls measured 1.7x faster here on CPU, and they
             // are HF's eager attention line for line.
             var scores = matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(hs)) + mask;   // (B, nkv, g * T, S)
-            y = matmul(F.softmax(scores, -1), v);
+            // A bf16 softmax in float32, as the fused kernel accumulates it (MixedPrecision).
+            var weights = scores.dtype == ScalarType.Float32 ? F.softmax(scores, -1) : F.softmax(scores.to_type(ScalarType.Float32), -1).to_type(v.dtype);
+            y = matmul(weights, v);
         }
         return y.reshape(b, nh, t, hs).transpose(1, 2).reshape(b, t, nh * hs).MoveToOuterDisposeScope();   // (B, T, nh * hs)
     }

@@ -14,7 +14,9 @@ public abstract class DecoderBackbone : nn.Module
 
     public LanguageModelConfig Config { get; }
 
-    /// <summary>The token embedding (V, C): the output head of a model with tie_word_embeddings.</summary>
+    /// <summary>The token embedding (V, C): the output head of a model with tie_word_embeddings. The registered parameter
+    /// itself, the same object at every call (TorchSharp's Embedding.weight makes a new handle each time), so that
+    /// MixedPrecision finds its cached bf16 copy and an optimizer step drops it.</summary>
     public abstract Tensor TokenEmbedding { get; }
 
     /// <summary>(rd/2) rotary inverse frequencies: a non-persistent buffer (HF files may or may not carry it).</summary>
@@ -47,8 +49,10 @@ public abstract class DecoderBackbone : nn.Module
                 throw new ArgumentException($"KV cache holds {cache.MaxLength} positions; {start} cached + {t} new exceed it");
             if (is_grad_enabled())
                 throw new InvalidOperationException("a KV cache is written in place: use it under no_grad (sampling) only");
+            if (MixedPrecision.ComputeType != ScalarType.Float32)
+                throw new InvalidOperationException("the KV cache is float32: sampling runs outside MixedPrecision.Use(Bf16)");
         }
-        var inputs = Attention.Prepare(InvFreq, positions, keyMask, start);
+        var inputs = Attention.Prepare(InvFreq, positions, keyMask, start, MixedPrecision.ComputeType);
         var x = Embed(ids);                                  // (B, T, C)
         for (var i = 0; i < Config.Layers; i++)
             x = Layer(i, x, inputs, cache);                  // (B, T, C)

@@ -31,14 +31,14 @@ public sealed class GPTNeoXAttention : nn.Module
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
         // HF views the 3C outputs as (nh, 3 hs): each head's query, key and value are adjacent, not [all Q; all K; all V].
-        var qkv = query_key_value.forward(x).view(b, t, heads, 3 * headDim).permute(0, 2, 1, 3);   // (B, nh, T, 3 hs)
+        var qkv = MixedPrecision.Linear(query_key_value, x).view(b, t, heads, 3 * headDim).permute(0, 2, 1, 3);   // (B, nh, T, 3 hs)
         var q = Attention.Rotate(qkv.narrow(-1, 0, headDim), inputs);                               // (B, nh, T, hs)
         var k = Attention.Rotate(qkv.narrow(-1, headDim, headDim), inputs);                         // (B, nh, T, hs)
         var v = qkv.narrow(-1, 2 * headDim, headDim);                                               // (B, nh, T, hs)
         if (cache is not null)
             (k, v) = cache.Append(layer, k, v, inputs.Start);                                        // (B, nh, S, hs)
         var y = Attention.Attend(q, k, v, inputs);                                                   // (B, T, C)
-        return dense.forward(y).MoveToOuterDisposeScope();                                           // (B, T, C)
+        return MixedPrecision.Linear(dense, y).MoveToOuterDisposeScope();                                           // (B, T, C)
     }
 }
 
@@ -61,7 +61,7 @@ public sealed class GPTNeoXMLP : nn.Module
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return dense_4h_to_h.forward(act.forward(dense_h_to_4h.forward(x))).MoveToOuterDisposeScope();
+        return MixedPrecision.Linear(dense_4h_to_h, act.forward(MixedPrecision.Linear(dense_h_to_4h, x))).MoveToOuterDisposeScope();
     }
 }
 
@@ -114,7 +114,7 @@ public sealed class GPTNeoXModel : DecoderBackbone
         RegisterComponents();
     }
 
-    public override Tensor TokenEmbedding => embed_in.weight!;
+    public override Tensor TokenEmbedding => embed_in.get_parameter("weight")!;   // the registered object: see DecoderBackbone
     protected override Tensor InvFreq => inv_freq;
     protected override Tensor Embed(Tensor ids) => embed_in.forward(ids);
     protected override Tensor Layer(int layer, Tensor x, AttentionInputs inputs, KvCache? cache) => layers[layer].forward(x, inputs, cache);

@@ -41,7 +41,8 @@ public sealed class LanguageModel : nn.Module
     public LanguageModelConfig Config { get; }
 
     /// <summary>The device the weights live on: every input goes there.</summary>
-    /// <remarks>In a scope of its own: reading a module's weight makes a tensor handle, which would outlive a caller without one.</remarks>
+    /// <remarks>In a scope of its own: reading a tensor's device may make a handle (TorchSharp's module getters often do),
+    /// which would outlive a caller without one.</remarks>
     public Device Device
     {
         get
@@ -77,7 +78,7 @@ public sealed class LanguageModel : nn.Module
             ? PositionsFromMask(attentionMask).narrow(1, attentionMask.shape[1] - t, t)   // the mask covers the cached slots too
             : arange(start, start + t, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(ids.shape[0], -1);
         var hidden = backbone.forward(ids, positionIds, attentionMask, cache);   // (B, T, C)
-        var output = head is null ? F.linear(hidden, backbone.TokenEmbedding) : head.forward(hidden);   // (B, T, V)
+        var output = head is null ? MixedPrecision.Linear(hidden, backbone.TokenEmbedding, null) : MixedPrecision.Linear(head, hidden);   // (B, T, V), bf16 under MixedPrecision
         return (output.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }
 

@@ -57,15 +57,15 @@ public sealed class LlamaAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
-        var q = q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);     // (B, nh, T, hs)
-        var k = k_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);   // (B, nkv, T, hs)
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);   // (B, nkv, T, hs)
+        var q = MixedPrecision.Linear(q_proj, x).view(b, t, heads, headDim).transpose(1, 2);     // (B, nh, T, hs)
+        var k = MixedPrecision.Linear(k_proj, x).view(b, t, kvHeads, headDim).transpose(1, 2);   // (B, nkv, T, hs)
+        var v = MixedPrecision.Linear(v_proj, x).view(b, t, kvHeads, headDim).transpose(1, 2);   // (B, nkv, T, hs)
         q = Attention.Rotate(q, inputs);
         k = Attention.Rotate(k, inputs);
         if (cache is not null)
             (k, v) = cache.Append(layer, k, v, inputs.Start);                     // (B, nkv, S, hs)
         var y = Attention.Attend(q, k, v, inputs);                                 // (B, T, nh * hs)
-        return o_proj.forward(y).MoveToOuterDisposeScope();                        // (B, T, C)
+        return MixedPrecision.Linear(o_proj, y).MoveToOuterDisposeScope();                        // (B, T, C)
     }
 }
 
@@ -88,7 +88,7 @@ public sealed class LlamaMLP : nn.Module
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.forward(F.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+        return MixedPrecision.Linear(down_proj, F.silu(MixedPrecision.Linear(gate_proj, x)) * MixedPrecision.Linear(up_proj, x)).MoveToOuterDisposeScope();
     }
 }
 
@@ -136,7 +136,7 @@ public sealed class LlamaModel : DecoderBackbone
         RegisterComponents();
     }
 
-    public override Tensor TokenEmbedding => embed_tokens.weight!;
+    public override Tensor TokenEmbedding => embed_tokens.get_parameter("weight")!;   // the registered object: see DecoderBackbone
     protected override Tensor InvFreq => inv_freq;
     protected override Tensor Embed(Tensor ids) => embed_tokens.forward(ids);
     protected override Tensor Layer(int layer, Tensor x, AttentionInputs inputs, KvCache? cache) => layers[layer].forward(x, inputs, cache);

@@ -62,6 +62,7 @@ public sealed class PolicyOptimizer : IDisposable
         var lr = learningRate * LearningRateSchedule.Multiplier(settings.Schedule, StepsTaken, settings.WarmupSteps, totalSteps);
         foreach (var group in adam.ParamGroups) group.LearningRate = lr;
         adam.step();
+        LanguageModels.MixedPrecision.WeightsChanged(parameters);
         StepsTaken++;
         return new OptimizerStep(norm, lr);
     }

@@ -82,6 +82,7 @@ public sealed class LanguageModelPolicy : PolicyModel
         var loaded = new Dictionary<string, bool>();
         using (var reader = new BinaryReader(weights, System.Text.Encoding.UTF8, leaveOpen: true))
             load(reader, strict: false, loadedParameters: loaded);
+        MixedPrecision.WeightsChanged(parameters());
         var expected = state_dict().Keys.ToList();
         var missing = expected.Where(k => !ValueHeadKeys.Contains(k) && !loaded.GetValueOrDefault(k)).ToList();
         var unknown = loaded.Keys.Where(k => !expected.Contains(k)).ToList();
@@ -145,10 +146,13 @@ public sealed class LanguageModelFamily(LanguageModelSpec spec) : IPolicyFamily
         }).ToList();
     }
 
-    /// <summary>log pi(y|x) of each rollout, the masked sum over its response tokens: [N], with grad when the policy has it.</summary>
+    /// <summary>log pi(y|x) of each rollout, the masked sum over its response tokens: [N], with grad when the policy has it.
+    /// In the spec's precision (the learner's scoring and training, and the Sampler's reference log-probs: every score the
+    /// losses compare is made the same way), while <see cref="Generate"/> stays float32.</summary>
     public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts)
     {
         var model = ModelOf(policy);
+        using var precision = MixedPrecision.Use(spec.Precision);
         return LanguageModels.SequenceLogProbs.Sum(model, rollouts.Select(r => new TokenSequence(r.PromptTokens, r.ResponseTokens)).ToList(), PadId(model));
     }
 
@@ -164,6 +168,7 @@ public sealed class LanguageModelFamily(LanguageModelSpec spec) : IPolicyFamily
         var lm = policy as LanguageModelPolicy
             ?? throw new ArgumentException($"a language-model policy expected, got {policy.GetType().Name}", nameof(policy));
         using var scope = NewDisposeScope();
+        using var precision = MixedPrecision.Use(spec.Precision);   // as SequenceLogProbs
         var batch = LanguageModels.SequenceLogProbs.Pack(lm.Model, rollouts.Select(r => new TokenSequence(r.PromptTokens, r.ResponseTokens)).ToList(), PadId(lm.Model));
         var (p, r) = (batch.PromptColumns, batch.ResponseColumns);
         var (logits, hidden) = lm.Model.ForwardWithHidden(batch.Ids, batch.AttentionMask);            // (N, P + R, V), (N, P + R, C)

@@ -92,6 +92,23 @@ public sealed class When_an_experiment_names_a_language_model : IDisposable
     }
 
     [Fact]
+    public void Precision_reads_fp32_or_bf16_and_names_a_bad_value_with_its_line()
+    {
+        Assert.Equal(Precision.Fp32, ExperimentText.Parse(Text(Fixtures.StoriesHf, GoodPrompts)).Runs[0].Task.Model!.Precision);
+        var bf16 = ExperimentText.Parse(Text(Fixtures.StoriesHf, GoodPrompts, extraModel: "    precision: bf16")).Runs[0];
+        Assert.Equal(Precision.Bf16, bf16.Task.Model!.Precision);
+
+        var problem = ExperimentText.ProblemAt(Text(Fixtures.StoriesHf, GoodPrompts, extraModel: "    precision: fp16"),
+            "task.model.precision", "unknown value 'fp16'");
+        Assert.Equal("fp32, bf16", problem.Allowed);
+        Assert.Equal(10, problem.Line);
+
+        // fp32 is left out of the recorded JSON, so every spec recorded before precision existed keeps its text and hash.
+        Assert.DoesNotContain("Precision", System.Text.Json.JsonSerializer.Serialize(bf16.Task with { Model = bf16.Task.Model with { Precision = Precision.Fp32 } }));
+        Assert.Contains("\"Precision\":1", System.Text.Json.JsonSerializer.Serialize(bf16.Task));
+    }
+
+    [Fact]
     public void A_missing_model_is_named_at_its_path()
     {
         ExperimentText.ProblemAt(Text(Path.Combine(_folder, "no-such-model"), GoodPrompts), "task.model.path", "no such model directory");

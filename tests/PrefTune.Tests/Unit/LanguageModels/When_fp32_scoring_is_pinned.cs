@@ -1,0 +1,44 @@
+using PrefTune.Training.LanguageModels;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace PrefTune.Tests.Unit.LanguageModels;
+
+/// <summary>
+/// The float32 path to the bit: stories260K's sequence log-probs of a padded batch and its gradient, pinned as the float
+/// bits the code computed before bf16 mixed precision existed (commit cc72de2, one torch thread). A change that routes
+/// float32 through different kernels or casts (MixedPrecision's fp32 mode must be the old calls) shows here first.
+/// </summary>
+public class When_fp32_scoring_is_pinned(ITestOutputHelper output)
+{
+    /// <summary>Three sequences of different prompt and response lengths from run.c's golden text: left and right padding both used.</summary>
+    public static IReadOnlyList<TokenSequence> Batch()
+    {
+        var expected = Fixtures.Expected(Fixtures.Stories);
+        var text = Fixtures.Ints(expected["prompt_ids"]).Concat(Fixtures.Ints(expected["greedy_ids"])).ToArray();
+        return [new(text[..5], text[5..45]), new(text[..9], text[9..30]), new(text[..2], text[2..40])];
+    }
+
+    // BitConverter.SingleToInt32Bits of what commit cc72de2 computed: sums -13.98629, -4.562763, -9.770022; the embedding
+    // gradient's sum 10.482346 and sum of |.| 2987.6677.
+    private static readonly int[] PinnedSums = [-1050687528, -1064173016, -1055108605];
+    private const int PinnedGradientSum = 1093121968, PinnedGradientAbsSum = 1161476783;
+
+    [Fact]
+    public void Log_probs_and_gradients_keep_their_bits()
+    {
+        using var model = Fixtures.Load(Fixtures.StoriesHf);
+        using var scope = NewDisposeScope();
+        var sums = SequenceLogProbs.Sum(model, Batch());                                    // (3), with gradient
+        sums.sum().backward();
+        var values = sums.detach().data<float>().ToArray();
+        var grad = model.parameters().First().grad!;                                       // the token embedding, also the (tied) head
+        var (gradSum, gradAbsSum) = (grad.sum().item<float>(), grad.abs().sum().item<float>());
+        output.WriteLine($"sums {string.Join(", ", values.Select(v => $"{v} (bits {BitConverter.SingleToInt32Bits(v)})"))}");
+        output.WriteLine($"embedding gradient sum {gradSum} (bits {BitConverter.SingleToInt32Bits(gradSum)}), |sum| {gradAbsSum} (bits {BitConverter.SingleToInt32Bits(gradAbsSum)})");
+        Assert.Equal(PinnedSums, values.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(PinnedGradientSum, BitConverter.SingleToInt32Bits(gradSum));
+        Assert.Equal(PinnedGradientAbsSum, BitConverter.SingleToInt32Bits(gradAbsSum));
+    }
+}
