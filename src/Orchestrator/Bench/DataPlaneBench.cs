@@ -76,8 +76,8 @@ public static class DataPlaneBench
 
     private static Table StoreTable(IReadOnlyList<StoredEventRow> rows, int samples, int steps)
     {
-        var table = new Table().AddColumns("event", "events", "stored bytes", "JSON text bytes", "stored B/sample", "stored B/step");
-        table.Title = new TableTitle("in the event store (mt_events.data of the run's stream)");
+        var table = new Table().AddColumns("event", "events", "stored B", "JSON text B", "stored B/sample", "stored B/step");
+        table.Title = new TableTitle("in the event store (mt_events.data of the run's stream; stored is pg_column_size, after compression)");
         foreach (var row in rows)
             table.AddRow(Markup.Escape(row.EventType), row.Events.ToString("N0"), row.StoredBytes.ToString("N0"), row.TextBytes.ToString("N0"),
                 PerSample.Format(PerSample.Of(row.StoredBytes, samples)), PerSample.Format(PerSample.Of(row.StoredBytes, steps)));
