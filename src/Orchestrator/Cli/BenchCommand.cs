@@ -85,17 +85,20 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
             .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = settings.Steps } })
             .ToList();
 
+        // A --method that names nothing is refused before any server starts.
+        var one = settings.Pipeline ? OneMethod(specs, settings)
+            : settings.DataPlane ? OneMethod(experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed), settings) : null;
+
         await using var session = await PipelineSession.StartAsync(options, settings.Hosting(options), cancellationToken);
         if (settings.Pipeline)
         {
-            await PipelineBench.RunAsync(session, OneMethod(specs, settings), cancellationToken);
+            await PipelineBench.RunAsync(session, one!, cancellationToken);
             return 0;
         }
         if (settings.DataPlane)
         {
             // The file's eval_every (at most --steps), not one evaluation at the end: evaluation traffic is then the run's.
-            var spec = OneMethod(experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed), settings);
-            await DataPlaneBench.RunAsync(session, spec with { Loop = spec.Loop with { GradientSteps = settings.Steps, EvalEvery = Math.Min(spec.Loop.EvalEvery, settings.Steps) } },
+            await DataPlaneBench.RunAsync(session, one! with { Loop = one.Loop with { GradientSteps = settings.Steps, EvalEvery = Math.Min(one.Loop.EvalEvery, settings.Steps) } },
                 cancellationToken);
             return 0;
         }
