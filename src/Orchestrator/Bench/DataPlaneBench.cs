@@ -47,7 +47,9 @@ public static class DataPlaneBench
         var (samples, steps) = (outcome.SamplesDrawn, outcome.GradientSteps);
         AnsiConsole.MarkupLineInterpolated($"[bold]{spec.Label}[/], {steps} gradient steps, {samples} samples drawn for training or the dataset, transport {session.Transport}, run {outcome.RunId}");
         AnsiConsole.Write(WireTable(tally, samples));
-        if (session.Children is not null)
+        // Over a broker the stage services are other processes (children or elsewhere), whatever starts them.
+        var overBroker = !string.IsNullOrWhiteSpace(session.Options.Broker);
+        if (overBroker)
             AnsiConsole.MarkupLine("counted on the Orchestrator's bus: every request it sends and every answer (or fault) it gets; not seen: "
                 + "CheckpointPublished, which the Learner publishes to the Samplers (in one process it is counted)");
 
@@ -62,7 +64,10 @@ public static class DataPlaneBench
         var pipeline = outcome.Elapsed.TotalSeconds;
         var model = direct.Elapsed.TotalSeconds;
         AnsiConsole.MarkupLineInterpolated($"wall-clock: pipeline {pipeline:0.00} s, the same model work called directly {model:0.00} s; outside the model {(pipeline - model) / pipeline:P1}");
-        AnsiConsole.MarkupLineInterpolated($"CPU time of this process: pipeline {pipelineCpu:0.00} s, direct {directCpu:0.00} s; outside the model {(pipelineCpu - directCpu) / pipelineCpu:P1}");
+        if (overBroker)
+            AnsiConsole.MarkupLine("CPU time: not compared over a broker (the pipeline's model work runs in the service processes, not this one)");
+        else
+            AnsiConsole.MarkupLineInterpolated($"CPU time of this process: pipeline {pipelineCpu:0.00} s, direct {directCpu:0.00} s; outside the model {(pipelineCpu - directCpu) / pipelineCpu:P1}");
         AnsiConsole.MarkupLineInterpolated($"samples/s: pipeline {PerSample.Format(samples / pipeline, "0.0")}, direct {PerSample.Format(direct.SamplesDrawn / model, "0.0")}");
     }
 
