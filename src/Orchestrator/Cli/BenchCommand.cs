@@ -30,6 +30,10 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         [Description("Instead: events/s, event-store and stage shares of wall-clock, replay speed, and max_staleness K = 0/1/2, on one method.")]
         public bool Pipeline { get; init; }
 
+        [CommandOption("--data-plane")]
+        [Description("Instead: bytes per sample on the wire (per message type and purpose), in the event store and in checkpoints, and the share of wall-clock outside the model, on one method (--method, --steps) with the file's eval_every (see DataPlaneBench).")]
+        public bool DataPlane { get; init; }
+
         [CommandOption("--split")]
         [Description("Instead: one Algorithm 1 iteration's wall-clock split into training sampling, reward scoring, learning, evaluation and the rest, per method (or --method), in process at max_staleness 0 with the file's eval_every (no servers; see StageSplitBench).")]
         public bool Split { get; init; }
@@ -60,7 +64,7 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         public int Threads { get; init; } = 1;
 
         [CommandOption("--method <LABEL>")]
-        [Description("With --pipeline: the method (label or name) to time. Default: the experiment's first online method. With --split: time only this one (default: every method).")]
+        [Description("With --pipeline or --data-plane: the method (label or name) to time. Default: the experiment's first online method. With --split: time only this one (default: every method).")]
         public string? Method { get; init; }
     }
 
@@ -92,17 +96,27 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
             await StageSplitBench.RunAsync(timed, cancellationToken);
             return 0;
         }
+        if (settings.Steps <= 0) throw new ArgumentException($"--steps: {settings.Steps} is not a positive number of gradient steps");
         var options = settings.ToOptions();
         var specs = experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed)
             .Select(r => r with { Loop = r.Loop with { GradientSteps = settings.Steps, EvalEvery = settings.Steps } })
             .ToList();
 
+        // A --method that names nothing is refused before any server starts.
+        var one = settings.Pipeline ? OneMethod(specs, settings)
+            : settings.DataPlane ? OneMethod(experiment.Runs.Where(r => r.Seed == experiment.Runs[0].Seed), settings) : null;
+
         await using var session = await PipelineSession.StartAsync(options, settings.Hosting(options), cancellationToken);
         if (settings.Pipeline)
         {
-            var spec = specs.FirstOrDefault(s => settings.Method is null ? s.Method.Data == DataSource.Online : s.Label == settings.Method || s.Method.Name == settings.Method)
-                ?? throw new ArgumentException($"--method: no {(settings.Method is null ? "online method" : $"method '{settings.Method}'")} in {settings.Experiment}");
-            await PipelineBench.RunAsync(session, spec, cancellationToken);
+            await PipelineBench.RunAsync(session, one!, cancellationToken);
+            return 0;
+        }
+        if (settings.DataPlane)
+        {
+            // The file's eval_every (at most --steps), not one evaluation at the end: evaluation traffic is then the run's.
+            await DataPlaneBench.RunAsync(session, one! with { Loop = one.Loop with { GradientSteps = settings.Steps, EvalEvery = Math.Min(one.Loop.EvalEvery, settings.Steps) } },
+                cancellationToken);
             return 0;
         }
         var table = new Table().AddColumns("method", "steps", "iterations", "pipeline steps/s", "direct steps/s", "outside the model per iteration (ms)");
@@ -122,4 +136,9 @@ public sealed class BenchCommand : AsyncCommand<BenchCommand.Settings>
         AnsiConsole.Write(table);
         return 0;
     }
+
+    /// <summary>--method's run (label or method name), else the experiment's first online one.</summary>
+    private static RunSpec OneMethod(IEnumerable<RunSpec> specs, Settings settings) =>
+        specs.FirstOrDefault(s => settings.Method is null ? s.Method.Data == DataSource.Online : s.Label == settings.Method || s.Method.Name == settings.Method)
+        ?? throw new ArgumentException($"--method: no {(settings.Method is null ? "online method" : $"method '{settings.Method}'")} in {settings.Experiment}");
 }

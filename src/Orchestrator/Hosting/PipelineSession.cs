@@ -1,3 +1,4 @@
+using MassTransit;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -39,6 +40,8 @@ public sealed class PipelineSession : IAsyncDisposable
     public EventJournal Journal => _host.Services.GetRequiredService<EventJournal>();
     public Stages Stages => _host.Services.GetRequiredService<Stages>();
     public ServiceProcesses? Children => _children;
+    /// <summary>The Orchestrator's bus, for observers that count what it carries (`bench --data-plane`).</summary>
+    public IBus Bus => _host.Services.GetRequiredService<IBus>();
 
     public string Transport => string.IsNullOrWhiteSpace(Options.Broker) ? "in-memory" : BrokerAddress.Parse(Options.Broker).ToString();
 
