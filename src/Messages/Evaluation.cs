@@ -10,6 +10,9 @@ public sealed record EvaluatePolicy
     public required SampleRollouts Sampling { get; init; }
     /// <summary>The learned reward the run trains on, measured beside the gold reward; null when the gold reward is the reward.</summary>
     public RewardModelSpec? RewardModel { get; init; }
+    /// <summary>The reference's responses to the same prompts, with one fixed seed (evaluation 0's), when the task compares
+    /// the policy with the reference: the answer then carries the win rate and the gold reward increase. Null otherwise.</summary>
+    public SampleRollouts? ReferenceSampling { get; init; }
 }
 
 /// <summary>The Sampler's answer to <see cref="EvaluatePolicy"/>: what the Orchestrator records as <see cref="PolicyEvaluated"/>,
@@ -28,4 +31,15 @@ public sealed record EvaluationSummarized
     public required double Entropy { get; init; }
     /// <summary>The evaluation's metrics by their recorded names (eval/...).</summary>
     public required IReadOnlyDictionary<string, double> Metrics { get; init; }
+}
+
+/// <summary>The names of the comparison with the reference that <see cref="EvaluatePolicy.ReferenceSampling"/> asks for.</summary>
+public static class ComparisonMetrics
+{
+    /// <summary>P(gold(y) &gt; gold(y')) + 1/2 P(equal), y from the policy and y' from the reference on the same prompt.</summary>
+    public const string WinRate = "eval/win_rate";
+    /// <summary>The policy's mean gold reward minus the reference's on the same prompts.</summary>
+    public const string GoldRewardIncrease = "eval/gold_reward_increase";
+    /// <summary>The reference's mean gold reward on those prompts.</summary>
+    public const string ReferenceGoldReward = "eval/reference_gold_reward";
 }

@@ -47,12 +47,32 @@ public sealed record RewardModelSpec
 /// <summary>The problem: prompts, the policy that answers them and the gold reward. One nullable block per task kind.</summary>
 public sealed record TaskSpec
 {
-    /// <summary>"bandit" or "length"; each kind reads its own block.</summary>
+    /// <summary>"bandit", "length" or "preference"; each kind reads its own block.</summary>
     public required string Kind { get; init; }
     public BanditSpec? Bandit { get; init; }
     public LengthSpec? Length { get; init; }
-    /// <summary>The causal language model that answers the prompts, for tasks whose policy is one ("length").</summary>
+    public PreferenceSpec? Preference { get; init; }
+    /// <summary>The causal language model that answers the prompts, for tasks whose policy is one ("length", "preference").</summary>
     public LanguageModelSpec? Model { get; init; }
+}
+
+/// <summary>
+/// A user's own preference data (PAPER.md, Problem 3, at small scale): prompts and pairs from a dataset file of any format
+/// PrefTune reads, a gold reward model that measures (never trains), and held-out prompts on which each evaluation compares
+/// the policy's responses with the reference's (win rate, gold reward increase).
+/// </summary>
+public sealed record PreferenceSpec
+{
+    /// <summary>The dataset: preference pairs (TRL standard or conversational, AlpacaFarm, UltraFeedback, Anthropic HH, the
+    /// study's relabeled sets) that offline methods train on, or prompts only (on-policy methods); its distinct prompts are
+    /// the prompt pool. JSONL or Parquet; a relative path is read from the experiment file's folder.</summary>
+    public string Dataset { get; init; } = "";
+    /// <summary>The share of the dataset's distinct prompts kept out of training and used for evaluation, chosen by the
+    /// SHA-256 of their text (the same prompts for every seed and method, whatever the file's order); their rows are not
+    /// in offline D_pref.</summary>
+    public double HeldOut { get; init; } = 0.25;
+    /// <summary>The gold reward: a sequence-classification reward model (as train-rm writes), read by the Scorer.</summary>
+    public RewardModelSpec? GoldRewardModel { get; init; }
 }
 
 /// <summary>A task whose gold reward depends only on the response length in tokens (PAPER.md, Problem 2), the stop

@@ -90,11 +90,49 @@ public static class PolicyEvaluation
         Func<ScoreRollouts, CancellationToken, Task<RolloutsScored>> score, CancellationToken ct)
     {
         var sampling = request.Sampling;
-        var generated = await sample(sampling, ct);
-        var scored = await score(ScoreRollouts.For(generated, sampling.Task, request.RewardModel, sampling.TorchThreads), ct);
-        if (scored.Scores.Count != generated.Rollouts.Count)
-            throw new InvalidOperationException($"evaluation batch {sampling.BatchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
-        return Summarize(generated, scored, request.RewardModel is not null);
+        async Task<(RolloutsGenerated, RolloutsScored)> Measure(SampleRollouts batch, RewardModelSpec? rewardModel)
+        {
+            var generated = await sample(batch, ct);
+            var scored = await score(ScoreRollouts.For(generated, batch.Task, rewardModel, batch.TorchThreads), ct);
+            return scored.Scores.Count == generated.Rollouts.Count ? (generated, scored)
+                : throw new InvalidOperationException($"evaluation batch {batch.BatchId}: {scored.Scores.Count} scores for {generated.Rollouts.Count} rollouts");
+        }
+        var (policyGenerated, policyScored) = await Measure(sampling, request.RewardModel);
+        var summary = Summarize(policyGenerated, policyScored, request.RewardModel is not null);
+        if (request.ReferenceSampling is not { } reference) return summary;
+        // the reference is measured on the gold reward alone: what the comparison reads
+        var (referenceGenerated, referenceScored) = await Measure(reference, null);
+        var metrics = new Dictionary<string, double>(summary.Metrics);
+        metrics.WithComparison(Golds(policyGenerated, policyScored), Golds(referenceGenerated, referenceScored));
+        return summary with { Metrics = metrics };
+    }
+
+    /// <summary>Each rollout's prompt id and gold reward, in order.</summary>
+    private static List<(string PromptId, double Gold)> Golds(RolloutsGenerated generated, RolloutsScored scored)
+    {
+        var gold = scored.Scores.ToDictionary(s => s.SampleId, s => s.GoldReward);
+        return generated.Rollouts.Select(r => (r.PromptId, gold[r.SampleId])).ToList();
+    }
+
+    /// <summary>
+    /// The policy against the reference on the same prompts (PAPER.md, Problem 3's measure), by the gold reward:
+    /// eval/win_rate = the mean over the policy's responses y and the reference's responses y' to the same prompt of
+    /// 1[g(y) &gt; g(y')] + 1/2 1[g(y) = g(y')] (so 0.5 when the two are the same distribution, and exactly 0.5 for the
+    /// same responses); eval/gold_reward_increase = mean g(y) - mean g(y'); eval/reference_gold_reward = mean g(y').
+    /// </summary>
+    /// <exception cref="ArgumentException">A policy response to a prompt the reference did not answer.</exception>
+    public static Dictionary<string, double> WithComparison(this Dictionary<string, double> metrics,
+        IReadOnlyList<(string PromptId, double Gold)> policy, IReadOnlyList<(string PromptId, double Gold)> reference)
+    {
+        var byPrompt = reference.GroupBy(r => r.PromptId).ToDictionary(g => g.Key, g => g.Select(r => r.Gold).ToArray());
+        double Wins((string PromptId, double Gold) y) =>
+            (byPrompt.TryGetValue(y.PromptId, out var others) ? others : throw new ArgumentException($"the reference has no response to prompt {y.PromptId}"))
+            .Average(g => y.Gold > g ? 1.0 : y.Gold == g ? 0.5 : 0.0);
+        var referenceMean = reference.Average(r => r.Gold);
+        metrics[ComparisonMetrics.WinRate] = policy.Average(Wins);
+        metrics[ComparisonMetrics.GoldRewardIncrease] = policy.Average(p => p.Gold) - referenceMean;
+        metrics[ComparisonMetrics.ReferenceGoldReward] = referenceMean;
+        return metrics;
     }
 
     /// <summary>The aggregates of one evaluation batch, in the order and arithmetic the recorded numbers have always had.</summary>

@@ -30,26 +30,31 @@ public sealed class RewardFunctions : IDisposable
     public async Task<IReadOnlyList<RolloutScore>> ScoreAsync(ScoreRollouts request, CancellationToken cancellationToken = default)
     {
         var task = _tasks.GetOrAdd(Key(request.Task), () => PreferenceTasks.Create(request.Task));
-        var gold = request.Rollouts.Select(task.GoldReward).ToList();
-        IReadOnlyList<double> rewards = gold;
-        if (request.RewardModel is { } spec)
+        if (task.GoldRewardModel is null && request.RewardModel is null)
+            return Scores(request.Rollouts, request.Rollouts.Select(task.GoldReward).ToList(), null);
+        await _gate.WaitAsync(cancellationToken);
+        try
         {
-            await _gate.WaitAsync(cancellationToken);
-            try
-            {
-                TorchRuntime.UseThreads(request.TorchThreads);
-                var model = _models.GetOrAdd(Key(spec), () => RewardModelScorer.Load(spec));
-                rewards = RewardRegistry.Get(RewardRegistry.Model).Create(new RewardSource(task, model)).Rewards(request.Rollouts);
-            }
-            finally
-            {
-                _gate.Release();
-            }
+            TorchRuntime.UseThreads(request.TorchThreads);
+            // the gold reward: the task's rule, or its gold reward model (a measurement: never counted as a reward query)
+            var gold = RewardRegistry.Get(RewardRegistry.Gold).Create(new RewardSource(task, Loaded(task.GoldRewardModel))).Rewards(request.Rollouts);
+            var rewards = request.RewardModel is { } spec
+                ? RewardRegistry.Get(RewardRegistry.Model).Create(new RewardSource(task, Loaded(spec))).Rewards(request.Rollouts)
+                : null;
+            return Scores(request.Rollouts, gold, rewards);
         }
-        return request.Rollouts
-            .Select((rollout, i) => new RolloutScore { SampleId = rollout.SampleId, Reward = rewards[i], GoldReward = gold[i] })
-            .ToList();
+        finally
+        {
+            _gate.Release();
+        }
     }
+
+    /// <summary>A reward model from the cache, loaded on first use; the caller holds <see cref="TorchRuntime.Work"/>.</summary>
+    private RewardModelScorer? Loaded(RewardModelSpec? spec) => spec is null ? null : _models.GetOrAdd(Key(spec), () => RewardModelScorer.Load(spec));
+
+    /// <summary>One score per rollout: the reward trained on is the gold reward unless a reward model gave its own.</summary>
+    private static List<RolloutScore> Scores(IReadOnlyList<Rollout> rollouts, IReadOnlyList<double> gold, IReadOnlyList<double>? rewards) =>
+        rollouts.Select((rollout, i) => new RolloutScore { SampleId = rollout.SampleId, Reward = (rewards ?? gold)[i], GoldReward = gold[i] }).ToList();
 
     /// <summary>
     /// A spec's canonical text. Record equality would do for today's specs, but it compares collection members by

@@ -53,6 +53,7 @@ public sealed class WireTally
         RolloutsGenerated m => Of(m.Purpose),
         ScoreRollouts m => Of(m.Purpose),
         RolloutsScored m => Of(m.Purpose),
+        EvaluatePolicy or EvaluationSummarized => WirePurpose.Evaluation,
         TrainPolicy or PolicyTrained or CheckpointPublished => WirePurpose.Training,
         InitializePolicy or PolicyInitialized => WirePurpose.Setup,
         _ => WirePurpose.Control,

@@ -147,12 +147,15 @@ public static partial class ExperimentFile
             ? $"{path}.loop.{overridden[key]}"
             : $"loop.{topKeys.GetValueOrDefault(keys[0], keys[0])}";
         ExperimentRules.Check(loop, ExperimentRules.Loop, PathOf, reader);
-        if (entry.Data == DataSource.Offline && (task.Length is { Dataset: not "" } || preparedPairs))
+        var pairsFile = Training.Tasks.PreferenceTasks.PairsFile(task) is not null ? $"task.{task.Kind}.dataset" : null;
+        if (entry.Data == DataSource.Offline && datasetPairs == 0 && !preparedPairs)
+            reader.Add($"{path}.data", $"offline methods train on the pairs of {pairsFile}, but it holds prompts only", "online");
+        else if (entry.Data == DataSource.Offline && (pairsFile is not null || preparedPairs))
         {
             // D_pref is the pairs file: each row a prompt group of 2 (y_w, y_l). C = 2 is refused otherwise rather than
             // derived, since B and M are multiples of C and would silently change meaning; D_pref's size is the file's.
             if (loop.C != 2)
-                reader.Add(PathOf(["C"]), $"offline data from {(preparedPairs ? "the pairs file prepare builds" : "task.length.dataset")} needs C = 2 (each pair is one prompt with 2 responses, y_w and y_l); got C = {loop.C}",
+                reader.Add(PathOf(["C"]), $"offline data from {(preparedPairs ? "the pairs file prepare builds" : pairsFile)} needs C = 2 (each pair is one prompt with 2 responses, y_w and y_l); got C = {loop.C}",
                     "C: 2, with B and M multiples of 2");
             loop = loop with { DatasetResponses = 2, DatasetPrompts = datasetPairs ?? loop.DatasetPrompts };
         }
@@ -210,7 +213,7 @@ public static partial class ExperimentFile
     /// <summary>The policy kind a task spec names, or null for an unknown task or policy (reported elsewhere).</summary>
     private static Training.Policies.PolicyKind? PolicyOf(TaskSpec task) =>
         Training.Tasks.TaskRegistry.Find(task.Kind) is { } kind
-            ? Training.Policies.PolicyRegistry.All.FirstOrDefault(p => p.Task == kind.Name && p.Name == kind.PolicyOf(task))
+            ? Training.Policies.PolicyRegistry.All.FirstOrDefault(p => p.Tasks.Contains(kind.Name) && p.Name == kind.PolicyOf(task))
             : null;
 
     private static string Spelling(DataSource data) => DataSources.Single(d => d.Value == data).Key;

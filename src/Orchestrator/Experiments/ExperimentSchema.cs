@@ -45,6 +45,14 @@ internal static class ExperimentSchema
     /// <summary>The length task's block, one key per <see cref="LengthSpec"/> property.</summary>
     public static readonly IReadOnlyDictionary<string, Field<LengthSpec>> Length = Field.Of<LengthSpec>();
 
+    /// <summary>The preference task's block: its own keys, and gold_reward_model a reward_model-like block.</summary>
+    public static readonly IReadOnlyDictionary<string, Field<PreferenceSpec>> Preference = new Dictionary<string, Field<PreferenceSpec>>(
+        Field.Of<PreferenceSpec>(except: nameof(PreferenceSpec.GoldRewardModel)))
+    {
+        ["gold_reward_model"] = Field.Block<PreferenceSpec, RewardModelSpec>(p => p.GoldRewardModel ?? new RewardModelSpec(), Field.Of<RewardModelSpec>(),
+            (p, v) => p with { GoldRewardModel = v }),
+    };
+
     /// <summary>A language-model policy's block, one key per <see cref="LanguageModelSpec"/> property.</summary>
     public static readonly IReadOnlyDictionary<string, Field<LanguageModelSpec>> Model = Field.Of<LanguageModelSpec>();
 
@@ -53,6 +61,7 @@ internal static class ExperimentSchema
         ["kind"] = Field.Text<TaskSpec>((s, v) => s with { Kind = v }),
         ["bandit"] = Field.Block<TaskSpec, BanditSpec>(s => s.Bandit ?? new BanditSpec(), Bandit, (s, v) => s with { Bandit = v }),
         ["length"] = Field.Block<TaskSpec, LengthSpec>(s => s.Length ?? new LengthSpec(), Length, (s, v) => s with { Length = v }),
+        ["preference"] = Field.Block<TaskSpec, PreferenceSpec>(s => s.Preference ?? new PreferenceSpec(), Preference, (s, v) => s with { Preference = v }),
         ["model"] = Field.Block<TaskSpec, LanguageModelSpec>(s => s.Model ?? new LanguageModelSpec(), Model, (s, v) => s with { Model = v }),
     };
 

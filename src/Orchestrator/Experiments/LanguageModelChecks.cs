@@ -4,7 +4,9 @@ using PrefTune.Training;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Policies;
 using PrefTune.Training.Rewards;
+using PrefTune.Training.Tasks;
 using PrefTune.Training.Tasks.Length;
+using PrefTune.Training.Tasks.Preference;
 using TorchSharp;
 
 namespace PrefTune.Orchestrator.Experiments;
@@ -22,6 +24,7 @@ internal static class LanguageModelChecks
 
     public static TaskSpec CheckTask(TaskSpec task, string folder, DocumentReader reader)
     {
+        if (task.Kind == PreferenceTask.Descriptor.Name) return CheckPreferenceTask(task, folder, reader);
         if (task.Kind != LengthTask.Descriptor.Name) return task;
         var length = task.Length ?? new LengthSpec();
         if (!LengthTask.Goals.Contains(length.Goal))
@@ -44,15 +47,27 @@ internal static class LanguageModelChecks
         if (task.Model is { } n && length.SkewTruncate >= n.MaxNewTokens)
             reader.Add("task.length.skew_truncate", $"skew_truncate = {length.SkewTruncate} is not below max_new_tokens = {n.MaxNewTokens}: nothing would be cut",
                 $"integers 1..{n.MaxNewTokens - 1}");
-        if (task.Model is not { } model)
-        {
-            reader.Add("task.model", "missing: a length task needs the language model that answers its prompts",
-                "a block with path: (a Hugging Face model directory or a llama2.c .bin)");
-            return task;
-        }
-        model = model with { Path = ResolveModel(model.Path, folder, "task.model.path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, "task.model.tokenizer", reader) };
+        if (CheckModel(task, folder, reader) is not { } model) return task;
         length = length with { Prompts = Resolve(length.Prompts, folder), Dataset = Resolve(length.Dataset, folder) };
         task = task with { Model = model, Length = length };
+        if (!reader.HasProblemAt("task.model.path")) CheckPrompts(task, length, model, reader);
+        return task;
+    }
+
+    /// <summary>
+    /// task.model, for every task a language model answers: paths resolved (or found in the Hugging Face cache), the
+    /// sampling settings in range, the model loaded as a causal LM and its stop ids read. Returns the resolved block, or
+    /// null when there is none (reported).
+    /// </summary>
+    private static LanguageModelSpec? CheckModel(TaskSpec task, string folder, DocumentReader reader)
+    {
+        if (task.Model is not { } model)
+        {
+            reader.Add("task.model", $"missing: a {task.Kind} task needs the language model that answers its prompts",
+                "a block with path: (a Hugging Face model directory or a llama2.c .bin)");
+            return null;
+        }
+        model = model with { Path = ResolveModel(model.Path, folder, "task.model.path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, "task.model.tokenizer", reader) };
 
         if (model.MaxNewTokens < 1) reader.Add("task.model.max_new_tokens", $"max_new_tokens = {model.MaxNewTokens} is below 1", "integers >= 1");
         if (model.MaxBatch < 1) reader.Add("task.model.max_batch", $"max_batch = {model.MaxBatch} is below 1", "integers >= 1");
@@ -64,20 +79,27 @@ internal static class LanguageModelChecks
         {
             if (!reader.HasProblemAt("task.model.path"))   // an org/name found nowhere is already named
                 reader.Add("task.model.path", "missing", "a Hugging Face model directory or a llama2.c checkpoint (.bin)");
-            return task;
+            return model;
         }
         if (LoadProblem(model.Path) is { } problem)
         {
             reader.Add("task.model.path", problem, "a Hugging Face Llama or GPT-NeoX directory, or a llama2.c checkpoint");
-            return task;
+            return model;
         }
         var config = Checkpoints.ReadConfig(model.Path);
         try { LanguageModelFamily.StopIdsOf(model, config); }
         catch (ArgumentException e) { reader.Add("task.model.stop_ids", e.Message.Replace("task.model.stop_ids: ", ""), "ids separated by commas, or none"); }
+        return model;
+    }
+
+    /// <summary>task.length.prompts: the file must read and each prompt encode and fit the model's context.</summary>
+    private static void CheckPrompts(TaskSpec task, LengthSpec length, LanguageModelSpec model, DocumentReader reader)
+    {
+        if (model.Path == "") return;
         if (length.Prompts == "")
         {
             reader.Add("task.length.prompts", "missing", "a JSONL file, one {\"prompt\": \"...\"} per line");
-            return task;
+            return;
         }
         try
         {
@@ -92,22 +114,76 @@ internal static class LanguageModelChecks
             reader.Add(e.Message.StartsWith("task.model.tokenizer", StringComparison.Ordinal) ? "task.model.tokenizer" : "task.length.prompts",
                 e.Message.Replace("task.model.tokenizer: ", "").Replace("task.length.prompts: ", ""));
         }
+    }
+
+    /// <summary>
+    /// A preference task: task.model as every language-model task's; task.preference.dataset must read (any format
+    /// PrefTune knows) with at least 2 distinct prompts, each encoding and fitting the context; held_out in (0, 1); the
+    /// gold reward model checked as a reward_model block is.
+    /// </summary>
+    private static TaskSpec CheckPreferenceTask(TaskSpec task, string folder, DocumentReader reader)
+    {
+        var preference = task.Preference ?? new PreferenceSpec();
+        const string Dataset = "a .jsonl or .parquet file: TRL's standard or conversational form, prompt-only, AlpacaFarm, UltraFeedback, Anthropic HH "
+            + "or the relabeled format (preftune data FILE says which it is)";
+        if (!(preference.HeldOut > 0 && preference.HeldOut < 1))
+            reader.Add("task.preference.held_out", $"held_out = {preference.HeldOut} is outside (0, 1)", "a share such as 0.25");
+        if (CheckModel(task, folder, reader) is not { } model) return task;
+        preference = preference with { Dataset = Resolve(preference.Dataset, folder) };
+        task = task with { Model = model, Preference = preference };
+        if (preference.GoldRewardModel is { } gold)
+            task = task with { Preference = preference with { GoldRewardModel = CheckRewardModel(gold, task, folder, reader, "task.preference.gold_reward_model") } };
+        else
+            reader.Add("task.preference.gold_reward_model", "missing: the gold reward that measures every run is a reward model",
+                "a block with path: a sequence-classification model directory (as train-rm writes)");
+        if (preference.Dataset == "")
+        {
+            reader.Add("task.preference.dataset", "missing", Dataset);
+            return task;
+        }
+        if (model.Path == "" || reader.HasProblemAt("task.model.path") || reader.HasProblemAt("task.preference.held_out")) return task;
+        try
+        {
+            var built = new PreferenceTask(task);
+            _ = built.PromptPool(0).Count + built.EvaluationPrompts(0).Count;
+        }
+        catch (ModelLoadException e)
+        {
+            reader.Add("task.model.tokenizer", e.Message, "the model's tokenizer.json or llama2.c tokenizer .bin");
+        }
+        catch (ArgumentException e)
+        {
+            var key = e.Message.StartsWith("task.model.tokenizer", StringComparison.Ordinal) ? "task.model.tokenizer" : "task.preference.dataset";
+            reader.Add(key, e.Message.Replace(key + ": ", ""), key == "task.preference.dataset" ? Dataset : null);
+        }
         return task;
     }
 
     /// <summary>
-    /// task.length.dataset, when set: the pairs file must read and every row convert to a response of the policy (the
-    /// reader's file, row and column reported at the field). Returns its number of pairs, or null when there is no file or
-    /// it cannot be read (or the model cannot: task.model's checks report that).
+    /// The pairs file offline methods read (task.length.dataset, task.preference.dataset), when set: it must read and every
+    /// row convert to a response of the policy (the reader's file, row and column reported at the field). Returns its
+    /// number of pairs (a preference task's without its held-out prompts' rows; 0 for a preference task's prompt-only file,
+    /// which only on-policy methods can use), or null when there is no file or it cannot be read (or the model cannot:
+    /// task.model's checks report that).
     /// </summary>
     public static int? CheckDataset(TaskSpec task, DocumentReader reader)
     {
-        if (task.Length is not { Dataset: not "" } length || task.Model is not { Path: not "" } model || LoadProblem(model.Path) is not null)
+        if (PreferenceTasks.PairsFile(task) is not { } file || task.Model is not { Path: not "" } model || LoadProblem(model.Path) is not null)
             return null;
+        var key = $"task.{task.Kind}.dataset";
+        if (reader.HasProblemAt(key)) return null;   // it did not read as the task's prompts already
         try
         {
+            Func<string, bool>? keep = null;
+            if (task.Kind == PreferenceTask.Descriptor.Name)
+            {
+                var rows = Training.Datasets.PreferenceFormats.ReadRowsAsync(file).GetAwaiter().GetResult();
+                if (Training.Datasets.PreferenceFormats.Detect(file, rows[0].Row) == Training.Datasets.PreferenceFormat.PromptOnly) return 0;
+                var built = new PreferenceTask(task);
+                keep = prompt => !built.IsHeldOut(prompt);
+            }
             // the same conversion the run makes, so a row the run would refuse is refused now
-            return PreferenceRollouts.ReadAsync(length.Dataset, model, Guid.Empty).GetAwaiter().GetResult().Count / 2;
+            return PreferenceRollouts.ReadAsync(file, model, Guid.Empty, keep).GetAwaiter().GetResult().Count / 2;
         }
         catch (ModelLoadException)
         {
@@ -119,7 +195,7 @@ internal static class LanguageModelChecks
         }
         catch (ArgumentException e)
         {
-            reader.Add("task.length.dataset", e.Message,
+            reader.Add(key, e.Message,
                 "a .jsonl or .parquet file of pairs: the relabeled format preftune preference-data writes (prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref), "
                 + "or TRL's standard or conversational form, AlpacaFarm, UltraFeedback or Anthropic HH (preftune data FILE says which it is)");
             return null;
@@ -132,26 +208,26 @@ internal static class LanguageModelChecks
     /// fit its vocabulary, and without a tokenizer its vocabulary must cover the policy's, whose ids it then reads as
     /// they are. The device must be one this build has.
     /// </summary>
-    public static RewardModelSpec CheckRewardModel(RewardModelSpec model, TaskSpec task, string folder, DocumentReader reader)
+    public static RewardModelSpec CheckRewardModel(RewardModelSpec model, TaskSpec task, string folder, DocumentReader reader, string key = "reward_model")
     {
-        model = model with { Path = ResolveModel(model.Path, folder, "reward_model.path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, "reward_model.tokenizer", reader) };
+        model = model with { Path = ResolveModel(model.Path, folder, key + ".path", reader), Tokenizer = ResolveModel(model.Tokenizer, folder, key + ".tokenizer", reader) };
         try { ComputeDevice.Resolve(model.Device, null); }
-        catch (ArgumentException e) { reader.Add("reward_model.device", e.Message, "cpu, or cuda with the CUDA build"); }
+        catch (ArgumentException e) { reader.Add(key + ".device", e.Message, "cpu, or cuda with the CUDA build"); }
         const string Classifier = "a Hugging Face directory of a sequence-classification model (LlamaForSequenceClassification, GPTNeoXForSequenceClassification)";
         if (model.Path == "")
         {
-            if (!reader.HasProblemAt("reward_model.path")) reader.Add("reward_model.path", "missing", Classifier);
+            if (!reader.HasProblemAt(key + ".path")) reader.Add(key + ".path", "missing", Classifier);
             return model;
         }
         if (LoadProblem(model.Path, ModelHead.SequenceClassification) is { } problem)
         {
-            reader.Add("reward_model.path", problem, Classifier);
+            reader.Add(key + ".path", problem, Classifier);
             return model;
         }
         var config = Checkpoints.ReadConfig(model.Path);
         if (config.NumLabels != 1)
         {
-            reader.Add("reward_model.path", $"{model.Path}: a classifier with {config.NumLabels} labels (config.json); a reward model's head gives one scalar score",
+            reader.Add(key + ".path", $"{model.Path}: a classifier with {config.NumLabels} labels (config.json); a reward model's head gives one scalar score",
                 "a sequence classifier with num_labels 1, as train-rm writes");
             return model;
         }
@@ -165,19 +241,19 @@ internal static class LanguageModelChecks
             }
             catch (ModelLoadException e)
             {
-                reader.Add("reward_model.tokenizer", e.Message, "the reward model's tokenizer.json or llama2.c tokenizer .bin");
+                reader.Add(key + ".tokenizer", e.Message, "the reward model's tokenizer.json or llama2.c tokenizer .bin");
             }
         }
         else if (task.Model is { Path: not "" } policy && PolicyVocabulary(policy) is { } vocabulary && vocabulary > config.VocabSize)
         {
-            reader.Add("reward_model.tokenizer",
+            reader.Add(key + ".tokenizer",
                 $"missing: {model.Path} has no tokenizer.json, so it would read the policy's ids as they are, but its vocabulary of {config.VocabSize} "
                 + $"does not cover the policy's {vocabulary}", "the reward model's tokenizer.json or llama2.c tokenizer .bin");
         }
         else if (LongestResponse(task) is { } longest && longest > config.MaxPositions)
         {
             // the reward model reads the policy's ids as they are: the longest prompt with a whole response must fit its context
-            reader.Add("reward_model.path",
+            reader.Add(key + ".path",
                 $"{model.Path}: its context of {config.MaxPositions} tokens is shorter than the longest prompt with max_new_tokens = {task.Model!.MaxNewTokens} ({longest} tokens)",
                 "a reward model with a longer context, shorter prompts, or a lower task.model.max_new_tokens");
         }
@@ -187,8 +263,19 @@ internal static class LanguageModelChecks
     /// <summary>The longest prompt's tokens plus max_new_tokens, or null when the prompts cannot be read (the task's checks say why).</summary>
     private static int? LongestResponse(TaskSpec task)
     {
-        if (task.Model is not { Path: not "" } model || task.Length is not { Prompts: not "" } length) return null;
-        try { return LengthTask.ReadPrompts(length.Prompts, model).Max(p => p.Tokens.Length) + model.MaxNewTokens; }
+        if (task.Model is not { Path: not "" } model) return null;
+        try
+        {
+            IReadOnlyList<Messages.Prompt>? prompts = null;
+            if (task.Length is { Prompts: not "" } length)
+                prompts = LengthTask.ReadPrompts(length.Prompts, model);
+            else if (task.Kind == PreferenceTask.Descriptor.Name && task.Preference is { Dataset: not "" })
+            {
+                var built = new PreferenceTask(task);
+                prompts = [.. built.PromptPool(0), .. built.EvaluationPrompts(0)];
+            }
+            return prompts?.Max(p => p.Tokens.Length) + model.MaxNewTokens;
+        }
         catch (Exception e) when (e is ArgumentException or ModelLoadException or InvalidOperationException) { return null; }
     }
 

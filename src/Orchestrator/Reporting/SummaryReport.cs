@@ -23,6 +23,14 @@ public sealed record MethodSummary
     public double? FinalGoldRewardMin { get; init; }
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? FinalGoldRewardMax { get; init; }
+    /// <summary>Mean over seeds of the last evaluation's win rate against the reference on held-out prompts (eval/win_rate),
+    /// for tasks that compare with the reference; null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? FinalWinRate { get; init; }
+    /// <summary>Mean over seeds of the last evaluation's gold reward minus the reference's on the same prompts
+    /// (eval/gold_reward_increase); null where there is no comparison.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? FinalGoldRewardIncrease { get; init; }
     /// <summary>Gradient steps per run, mean over seeds (rounded).</summary>
     public required int GradientSteps { get; init; }
     /// <summary>Training samples drawn per run (policy samples or dataset responses), mean over seeds (rounded).</summary>
@@ -77,11 +85,19 @@ public sealed class SummaryReport
     public Table Render()
     {
         // The run ids are not a column: whole, they are too wide for 80 columns, and a prefix is shared by every run of a file.
+        var compared = Methods.Any(m => m.FinalWinRate is not null);
         var table = new Table().Title(Markup.Escape(Experiment))
-            .AddColumn(new TableColumn("method").NoWrap()).AddColumns("data", "final gold reward", "gradient steps", "samples drawn");
+            .AddColumn(new TableColumn("method").NoWrap()).AddColumns("data", "final gold reward");
+        if (compared) table.AddColumns("gold increase over reference", "win rate vs reference");
+        table.AddColumns("gradient steps", "samples drawn");
         foreach (var m in Methods)
-            table.AddRow(Markup.Escape(m.Label) + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""), m.Data, Reward(m),
-                Invariant(m.GradientSteps), Invariant(m.SamplesDrawn));
+        {
+            List<string> cells = [Markup.Escape(m.Label) + (m.RunsFailed > 0 ? $" [red]{m.RunsFailed} failed[/]" : ""), m.Data, Reward(m)];
+            if (compared)
+                cells.AddRange([m.FinalGoldRewardIncrease is { } gain ? Invariant(gain, "+0.000;-0.000;0.000") : "-", m.FinalWinRate is { } rate ? Invariant(rate, "F3") : "-"]);
+            cells.AddRange([Invariant(m.GradientSteps), Invariant(m.SamplesDrawn)]);
+            table.AddRow([.. cells]);
+        }
         return table;
     }
 
@@ -93,6 +109,11 @@ public sealed class SummaryReport
     {
         var finals = runs.Select(r => r.FinalGoldReward).OfType<double>().ToList();
         var several = runs.Count() > 1 && finals.Count > 0;
+        double? Final(string metric)
+        {
+            var values = runs.Select(r => r.Evaluations.Count > 0 && r.Evaluations[^1].Metrics.TryGetValue(metric, out var v) ? v : (double?)null).OfType<double>().ToList();
+            return values.Count == 0 ? null : values.Average();
+        }
         return new MethodSummary
         {
             Label = runs.Key,
@@ -101,6 +122,8 @@ public sealed class SummaryReport
             FinalGoldReward = finals.Count == 0 ? null : finals.Average(),
             FinalGoldRewardMin = several ? finals.Min() : null,
             FinalGoldRewardMax = several ? finals.Max() : null,
+            FinalWinRate = Final(Messages.ComparisonMetrics.WinRate),
+            FinalGoldRewardIncrease = Final(Messages.ComparisonMetrics.GoldRewardIncrease),
             GradientSteps = (int)Math.Round(runs.Average(r => r.GradientSteps)),
             SamplesDrawn = (int)Math.Round(runs.Average(r => r.SamplesDrawn)),
             RunIds = runs.Select(r => r.RunId).ToList(),

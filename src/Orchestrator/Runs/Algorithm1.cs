@@ -170,9 +170,10 @@ public sealed class Algorithm1
     private async Task<OfflineDataset> BuildDatasetAsync(RunState run, CancellationToken ct)
     {
         var loop = run.Spec.Loop;
-        var fromFile = run.Spec.Task.Length is { Dataset: not "" };
+        var file = Training.Tasks.PreferenceTasks.PairsFile(run.Spec.Task);
+        var fromFile = file is not null;
         var batch = fromFile
-            ? await DatasetFromFileAsync(run, run.Spec.Task.Length!.Dataset, ct)
+            ? await DatasetFromFileAsync(run, file!, ct)
             : await SampleAndScoreAsync(run, NewId.NextGuid(), RolloutPurpose.Dataset, -1, run.DrawPrompts(loop.DatasetPrompts), loop.DatasetResponses, run.Reference!, ct);
         run.SamplesDrawn += batch.SamplesDrawn;
         run.RewardQueries += batch.RewardQueries;
@@ -184,24 +185,30 @@ public sealed class Algorithm1
 
     /// <summary>
     /// D_pref read from a pairs file, recorded as the sampled one is (RolloutsGenerated and RolloutsScored, purpose Dataset),
-    /// so replay, resume and show read it unchanged: the rewards are the file's scores, the gold rewards the task's rule on
-    /// each response (what the Scorer would measure). No prompt is drawn and no reward model queried; the responses count
-    /// as samples drawn, as the sampled D_pref's do (resume counts every recorded rollout).
+    /// so replay, resume and show read it unchanged: the rewards are the file's scores, the gold rewards the Scorer's
+    /// measure of each response (the task's rule, or its gold reward model). No prompt is drawn and no reward model
+    /// queried; the responses count as samples drawn, as the sampled D_pref's do (resume counts every recorded rollout).
+    /// A task that holds prompts out for evaluation leaves their rows out.
     /// </summary>
-    private static async Task<Batch> DatasetFromFileAsync(RunState run, string file, CancellationToken ct)
+    private async Task<Batch> DatasetFromFileAsync(RunState run, string file, CancellationToken ct)
     {
         var batchId = NewId.NextGuid();
-        var samples = await Training.Tasks.Length.PreferenceRollouts.ReadAsync(file, run.Spec.Task.Model!, batchId, ct);
         var task = Training.Tasks.PreferenceTasks.Create(run.Spec.Task);
+        Func<string, bool>? keep = task is Training.Tasks.Preference.IHoldsOutPrompts holds ? prompt => !holds.IsHeldOut(prompt) : null;
+        var samples = await Training.Tasks.Length.PreferenceRollouts.ReadAsync(file, run.Spec.Task.Model!, batchId, keep, ct);
         var generated = new RolloutsGenerated
         {
             RunId = run.RunId, BatchId = batchId, Purpose = RolloutPurpose.Dataset, Iteration = -1, PolicyVersion = run.Reference!.Version,
             Rollouts = samples.Select(s => s.Rollout).ToList(),
         };
+        var measured = await stages.ScoreAsync(ScoreRollouts.For(generated, run.Spec.Task, null, run.Spec.TorchThreads), ct);
+        var gold = measured.Scores.ToDictionary(s => s.SampleId, s => s.GoldReward);
+        if (gold.Count != samples.Count)
+            throw new StageException("scorer", $"batch {batchId}: {gold.Count} scores for {samples.Count} rollouts");
         var scored = new RolloutsScored
         {
             RunId = run.RunId, BatchId = batchId, Purpose = RolloutPurpose.Dataset, RewardQueries = 0,
-            Scores = samples.Select(s => new RolloutScore { SampleId = s.Rollout.SampleId, Reward = s.Reward, GoldReward = task.GoldReward(s.Rollout) }).ToList(),
+            Scores = samples.Select(s => new RolloutScore { SampleId = s.Rollout.SampleId, Reward = s.Reward, GoldReward = gold[s.Rollout.SampleId] }).ToList(),
         };
         return new Batch(batchId, [generated, scored], samples, samples.Count, 0);
     }
@@ -237,12 +244,16 @@ public sealed class Algorithm1
     {
         var spec = run.Spec;
         var loop = spec.Loop;
-        var pool = run.PromptPool;
+        var pool = run.EvaluationPool;
         var perPrompt = (loop.EvalSamples + pool.Count - 1) / pool.Count;
         var summary = await stages.EvaluateAsync(new EvaluatePolicy
         {
             Sampling = SampleRequest(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, run.Reference),
             RewardModel = spec.RewardModel,
+            // the reference's seed is evaluation 0's (its version's): the same responses every time, and at step 0 the policy's
+            ReferenceSampling = run.ComparesWithReference
+                ? SampleRequest(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Reference!, run.Reference)
+                : null,
         }, ct);
         run.RewardQueries += summary.RewardQueries;
         // The run's running totals after the evaluation's own three (the order metrics.jsonl has always had them in).

@@ -9,7 +9,12 @@ internal sealed class RunState(Guid runId, RunSpec spec)
     private readonly Random _promptDraws = new(spec.Seed);
     public Guid RunId { get; } = runId;
     public RunSpec Spec { get; } = spec;
-    public IReadOnlyList<Prompt> PromptPool { get; } = PreferenceTasks.Create(spec.Task).PromptPool(spec.Seed);
+    private readonly IPreferenceTask _task = PreferenceTasks.Create(spec.Task);
+    public IReadOnlyList<Prompt> PromptPool => field ??= _task.PromptPool(Spec.Seed);
+    /// <summary>The prompts evaluations sample: the pool, or the task's held-out prompts.</summary>
+    public IReadOnlyList<Prompt> EvaluationPool => field ??= _task.EvaluationPrompts(Spec.Seed);
+    /// <summary>Whether evaluations also sample the reference and report the policy's win rate against it.</summary>
+    public bool ComparesWithReference => _task.ComparesWithReference;
     public CheckpointRef? Reference { get; set; }
     /// <summary>The Learner's current policy; every version ever set is kept in <see cref="Published"/>.</summary>
     public CheckpointRef? Policy

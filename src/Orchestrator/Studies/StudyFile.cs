@@ -4,6 +4,7 @@ using PrefTune.Orchestrator.Experiments;
 using PrefTune.Training.Methods;
 using PrefTune.Training.Rewards;
 using PrefTune.Training.Tasks.Length;
+using PrefTune.Training.Tasks.Preference;
 using YamlDotNet.RepresentationModel;
 
 namespace PrefTune.Orchestrator.Studies;
@@ -29,7 +30,7 @@ public static partial class StudyFile
         public YamlNode? Prepare { get; init; }
     }
 
-    /// <summary>A reward entry: its label and the task with the entry's overrides (of task.bandit or task.length).</summary>
+    /// <summary>A reward entry: its label and the task with the entry's overrides (of task.bandit, task.length or task.preference).</summary>
     private sealed record RewardEntry(string? Label, TaskSpec Task);
 
     private sealed record SweepEntry
@@ -60,6 +61,10 @@ public static partial class StudyFile
     /// <summary>A length study's reward entry (one of the paper's tasks): its label and any key of <c>task.length</c>.</summary>
     private static readonly IReadOnlyDictionary<string, Field<RewardEntry>> LengthReward = RewardKeys(ExperimentSchema.Length,
         t => t.Length ?? new LengthSpec(), (t, v) => t with { Length = v });
+
+    /// <summary>A preference study's reward entry (a dataset and its gold reward model): its label and any key of <c>task.preference</c>.</summary>
+    private static readonly IReadOnlyDictionary<string, Field<RewardEntry>> PreferenceReward = RewardKeys(ExperimentSchema.Preference,
+        t => t.Preference ?? new PreferenceSpec(), (t, v) => t with { Preference = v });
 
     private static IReadOnlyDictionary<string, Field<RewardEntry>> RewardKeys<TBlock>(IReadOnlyDictionary<string, Field<TBlock>> block,
         Func<TaskSpec, TBlock> get, Func<TaskSpec, TBlock, TaskSpec> set) => block
@@ -206,12 +211,13 @@ public static partial class StudyFile
     private static List<StudyReward> ReadRewards(YamlNode? node, TaskSpec task, LoopSpec loop, StudyPreparation? preparation, string folder,
         DocumentReader reader)
     {
-        var length = task.Kind == LengthTask.Descriptor.Name;
-        var keys = length ? LengthReward : BanditReward;
-        var block = length ? "task.length" : "task.bandit";
-        var example = length
-            ? "entries of a label and task.length overrides, e.g. {label: min, goal: min}"
-            : "entries of a label and task.bandit overrides, e.g. {label: peak70, reward_center: 70}";
+        var languageModel = task.Kind == LengthTask.Descriptor.Name || task.Kind == PreferenceTask.Descriptor.Name;
+        var (keys, block, example) = task.Kind switch
+        {
+            "length" => (LengthReward, "task.length", "entries of a label and task.length overrides, e.g. {label: min, goal: min}"),
+            "preference" => (PreferenceReward, "task.preference", "entries of a label and task.preference overrides, e.g. {label: stories} or {label: hh, dataset: hh.jsonl}"),
+            _ => (BanditReward, "task.bandit", "entries of a label and task.bandit overrides, e.g. {label: peak70, reward_center: 70}"),
+        };
         if (node is null)
         {
             reader.Add("rewards", "missing: list the rewards to compare", example);
@@ -231,8 +237,8 @@ public static partial class StudyFile
                 continue;
             var written = mapping.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value).ToHashSet();
             string TaskPath(string key) => written.Contains(key) ? $"{path}.{key}" : $"{block}.{key}";
-            var checkedTask = length ? CheckLengthTask(reward.Task, preparation, folder, TaskPath, reader) : reward.Task;
-            if (!length)
+            var checkedTask = languageModel ? CheckLanguageModelTask(reward.Task, preparation, block, folder, TaskPath, reader) : reward.Task;
+            if (!languageModel)
             {
                 ExperimentRules.Check(reward.Task.Bandit!, ExperimentRules.Bandit, keys => TaskPath(keys[0]), reader);
                 ExperimentRules.CheckMemory(reward.Task, loop, DataSource.Online, key => $"loop.{key}", TaskPath, reader);
@@ -244,16 +250,25 @@ public static partial class StudyFile
     }
 
     /// <summary>
-    /// A length task with an entry's overrides, checked as an experiment file's task is (its problems reported at the
-    /// entry's key where the entry wrote it). Without prepare, goal mode needs its mode; with it, the prepared data gives it.
+    /// A language-model task (length, preference) with an entry's overrides, checked as an experiment file's task is (its
+    /// problems reported at the entry's key where the entry wrote it). Without prepare, goal mode needs its mode; with it,
+    /// the prepared data gives it.
     /// </summary>
-    private static TaskSpec CheckLengthTask(TaskSpec task, StudyPreparation? preparation, string folder, Func<string, string> taskPath, DocumentReader reader)
+    private static TaskSpec CheckLanguageModelTask(TaskSpec task, StudyPreparation? preparation, string block, string folder,
+        Func<string, string> taskPath, DocumentReader reader)
     {
         var local = new DocumentReader();
         var checkedTask = LanguageModelChecks.CheckTask(task, folder, local);
         foreach (var problem in local.Problems)
         {
-            var where = problem.Path.StartsWith("task.length.", StringComparison.Ordinal) ? taskPath(problem.Path["task.length.".Length..]) : problem.Path;
+            var where = problem.Path;
+            if (where.StartsWith(block + ".", StringComparison.Ordinal))
+            {
+                // task.preference.gold_reward_model.path: the entry's key (gold_reward_model) where it wrote it, then the rest
+                var rest = where[(block.Length + 1)..];
+                var key = rest.Split('.')[0];
+                where = taskPath(key) + rest[key.Length..];
+            }
             reader.Add(where, problem.Problem, problem.Allowed);
         }
         if (preparation is null && checkedTask.Length is { Goal: "mode", ModeLength: null })

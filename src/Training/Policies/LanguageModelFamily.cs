@@ -105,7 +105,7 @@ public sealed class LanguageModelFamily(LanguageModelSpec spec) : IPolicyFamily
     {
         Name = "lm",
         Summary = "a pretrained causal language model (Llama or GPT-NeoX/Pythia; a Hugging Face directory or a llama2.c checkpoint)",
-        Task = "length",
+        Tasks = ["length", "preference"],
         Create = task => new LanguageModelFamily(task.Model ?? new LanguageModelSpec()),
         Footprint = task => Footprint(task.Model ?? new LanguageModelSpec()),
         ScoresTokens = true,   // the value head on LanguageModelPolicy

@@ -9,8 +9,8 @@ public sealed record PolicyKind
 {
     public required string Name { get; init; }
     public required string Summary { get; init; }
-    /// <summary>The <see cref="TaskRegistry"/> kind whose prompts this family answers.</summary>
-    public required string Task { get; init; }
+    /// <summary>The <see cref="TaskRegistry"/> kinds whose prompts this family answers.</summary>
+    public required IReadOnlyList<string> Tasks { get; init; }
     /// <summary>The family for a task spec (its sizes read from the spec).</summary>
     public required Func<TaskSpec, IPolicyFamily> Create { get; init; }
     /// <summary>Whether it scores responses token by token with a value head (<see cref="IPolicyFamily.ScoreTokens"/>), as
@@ -31,10 +31,10 @@ public static class PolicyRegistry
     ];
 
     /// <summary>The families that answer <paramref name="task"/>'s prompts.</summary>
-    public static IReadOnlyList<string> NamesFor(string task) => All.Where(p => p.Task == task).Select(p => p.Name).ToList();
+    public static IReadOnlyList<string> NamesFor(string task) => All.Where(p => p.Tasks.Contains(task)).Select(p => p.Name).ToList();
 
     /// <exception cref="ArgumentException">Unknown name (the message names the field and lists the known ones).</exception>
     public static PolicyKind Get(string task, string name) =>
-        All.FirstOrDefault(p => p.Task == task && p.Name == name)
+        All.FirstOrDefault(p => p.Tasks.Contains(task) && p.Name == name)
         ?? throw new ArgumentException($"task.{task}.policy: unknown policy '{name}'; known: {string.Join(", ", NamesFor(task))}", nameof(name));
 }

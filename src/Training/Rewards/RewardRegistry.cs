@@ -14,7 +14,7 @@ public interface IRewardFunction
 }
 
 /// <summary>What a reward kind is built from: the task, and for a learned reward the loaded reward model.</summary>
-/// <param name="Model">The reward model (kind "model"); its owner (the Scorer's cache) disposes it, not the reward function.</param>
+/// <param name="Model">The reward model (kind "model", or kind "gold" of a task whose gold reward is a model); its owner (the Scorer's cache) disposes it, not the reward function.</param>
 public sealed record RewardSource(IPromptTask Task, RewardModelScorer? Model = null);
 
 /// <summary>One registered reward kind: its name and how it is built for a task.</summary>
@@ -37,7 +37,14 @@ public static class RewardRegistry
 
     public static IReadOnlyList<RewardKind> All { get; } =
     [
-        new() { Name = Gold, Summary = "the task's ground-truth reward (the bandit study trains on it directly)", Create = source => new GoldReward(source.Task) },
+        new()
+        {
+            Name = Gold,
+            Summary = "the task's ground-truth reward (the bandit study trains on it directly): its rule, or its gold reward model",
+            Create = source => source.Task.GoldRewardModel is null ? new GoldReward(source.Task)
+                : new ModelReward(source.Model ?? throw new ArgumentException("task.preference.gold_reward_model: the task's gold reward needs its loaded reward model"),
+                    PolicyTokenizerFile(source.Task.Spec)),
+        },
         new()
         {
             Name = Model,

@@ -14,7 +14,19 @@ public interface IPromptTask
     IReadOnlyList<Prompt> PromptPool(int seed);
 
     /// <summary>The ground-truth reward of one rollout.</summary>
+    /// <exception cref="InvalidOperationException">The task's gold reward is a model (<see cref="GoldRewardModel"/>): the Scorer reads it.</exception>
     double GoldReward(Rollout rollout);
+
+    /// <summary>The prompts every evaluation samples: the pool itself, unless the task holds some out of training.</summary>
+    IReadOnlyList<Prompt> EvaluationPrompts(int seed) => PromptPool(seed);
+
+    /// <summary>A gold reward that is a learned model rather than arithmetic on the rollout (the Scorer loads and reads it);
+    /// null where <see cref="GoldReward"/> is the rule.</summary>
+    RewardModelSpec? GoldRewardModel => null;
+
+    /// <summary>Whether each evaluation also samples the reference on the same prompts and reports the policy's win rate
+    /// against it (PAPER.md, Problem 3's measure).</summary>
+    bool ComparesWithReference => false;
 }
 
 /// <summary>

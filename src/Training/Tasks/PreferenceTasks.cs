@@ -18,10 +18,17 @@ public static class PreferenceTasks
         return kind.Create(spec);
     }
 
+    /// <summary>The pairs file offline methods read as D_pref (task.length.dataset, task.preference.dataset), or null when
+    /// D_pref is sampled from the reference.</summary>
+    public static string? PairsFile(TaskSpec spec) =>
+        spec.Length is { Dataset: not "" } length ? length.Dataset
+        : spec.Preference is { Dataset: not "" } preference ? preference.Dataset
+        : null;
+
     /// <summary>The memory a task's policy and samples take, from the spec alone (see <see cref="TaskFootprint"/>); null for an
     /// unknown task or policy kind (reported by the experiment's rules).</summary>
     public static TaskFootprint? Footprint(TaskSpec spec) =>
-        TaskRegistry.Find(spec.Kind) is { } kind && PolicyRegistry.All.FirstOrDefault(p => p.Task == kind.Name && p.Name == kind.PolicyOf(spec)) is { } policy
+        TaskRegistry.Find(spec.Kind) is { } kind && PolicyRegistry.All.FirstOrDefault(p => p.Tasks.Contains(kind.Name) && p.Name == kind.PolicyOf(spec)) is { } policy
             ? policy.Footprint(spec)
             : null;
 }

@@ -22,6 +22,7 @@ public static class TaskRegistry
     [
         BanditTask.Descriptor,
         Length.LengthTask.Descriptor,
+        Preference.PreferenceTask.Descriptor,
     ];
 
     public static TaskKind? Find(string name) => All.FirstOrDefault(t => t.Name == name);

@@ -61,7 +61,7 @@ public sealed class BanditTask : IPreferenceTask
     {
         Name = name,
         Summary = summary,
-        Task = "bandit",
+        Tasks = ["bandit"],
         Create = spec =>
         {
             var b = BlockOf(spec);

@@ -92,36 +92,32 @@ public sealed class LengthTask : IPreferenceTask
     public static IReadOnlyList<Prompt> ReadPrompts(string file, LanguageModelSpec model)
     {
         if (!File.Exists(file)) throw new ArgumentException($"task.length.prompts: no such file {file}");
-        var config = Checkpoints.ReadConfig(model.Path);
-        var tokenizerPath = TokenizerPath(model);
-        using var tokenizer = TextTokenizers.Load(tokenizerPath);
-        TokenizerChecks.EnsureFits(tokenizer, config, tokenizerPath);
-        var prompts = new List<Prompt>();
+        var prompts = TextPrompts.Encode(ReadLines(file), model);
+        return prompts.Count > 0 ? prompts : throw new ArgumentException($"task.length.prompts: {file} holds no prompt");
+    }
+
+    /// <summary>The prompt file's {"prompt": "..."} lines, named by file and line.</summary>
+    private static IEnumerable<(string Where, string Text)> ReadLines(string file)
+    {
         var lineNumber = 0;
         foreach (var line in File.ReadLines(file))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
+            var where = $"{file}, line {lineNumber}";
             string text;
             try
             {
                 using var json = JsonDocument.Parse(line);
                 text = json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
                     ? p.GetString()!
-                    : throw new ArgumentException($"{file}, line {lineNumber}: expected an object with a \"prompt\" string");
+                    : throw new ArgumentException($"{where}: expected an object with a \"prompt\" string");
             }
             catch (JsonException e)
             {
-                throw new ArgumentException($"{file}, line {lineNumber}: not valid JSON ({e.Message})");
+                throw new ArgumentException($"{where}: not valid JSON ({e.Message})");
             }
-            var tokens = tokenizer.Encode(text);
-            if (tokens.Length == 0)
-                throw new ArgumentException($"{file}, line {lineNumber}: the prompt encodes to no tokens");
-            if (tokens.Length + model.MaxNewTokens > config.MaxPositions)
-                throw new ArgumentException($"{file}, line {lineNumber}: the prompt has {tokens.Length} tokens; with max_new_tokens = {model.MaxNewTokens} "
-                    + $"it exceeds the model's context of {config.MaxPositions}");
-            prompts.Add(new Prompt { PromptId = $"p{prompts.Count}", Tokens = tokens });
+            yield return (where, text);
         }
-        return prompts.Count > 0 ? prompts : throw new ArgumentException($"task.length.prompts: {file} holds no prompt");
     }
 }

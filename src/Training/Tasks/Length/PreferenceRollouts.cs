@@ -15,18 +15,27 @@ public static class PreferenceRollouts
     public const int ResponsesPerRow = 2;
 
     /// <summary>Reads <paramref name="file"/> and converts its rows for the policy <paramref name="model"/> names.</summary>
+    /// <param name="keep">Which rows to keep, by their prompt's text (null: all); a task that holds prompts out for
+    /// evaluation keeps their rows out of D_pref.</param>
     /// <exception cref="ArgumentException">The file cannot be read or a row cannot be a response of this policy (file, row and column named).</exception>
-    public static async Task<IReadOnlyList<TrainingSample>> ReadAsync(string file, LanguageModelSpec model, Guid batchId, CancellationToken ct = default)
+    public static async Task<IReadOnlyList<TrainingSample>> ReadAsync(string file, LanguageModelSpec model, Guid batchId,
+        Func<string, bool>? keep = null, CancellationToken ct = default)
     {
         var tokenizerPath = LengthTask.TokenizerPath(model);
-        // conversations (TRL's conversational form, UltraFeedback, AlpacaFarm) read as the model's chat template renders them
         var config = Checkpoints.ReadConfig(model.Path);
-        var templateConfig = Path.Combine(Path.GetDirectoryName(tokenizerPath) ?? "", "tokenizer_config.json");
-        var rows = await Datasets.PreferenceFormats.ReadPairsAsync(file,
-            () => (File.Exists(templateConfig) ? PromptTemplate.FromTokenizerConfig(templateConfig) : null) ?? PromptTemplate.Plain, ct);
+        var rows = await Datasets.PreferenceFormats.ReadPairsAsync(file, TemplateOf(model), ct);
         using var tokenizer = TextTokenizers.Load(tokenizerPath);
         var stop = LanguageModelFamily.StopIdsOf(model, config);
-        return FromRows(rows, tokenizer, stop.Count > 0 ? stop[0] : null, model.MaxNewTokens, config.MaxPositions, batchId, file);
+        var kept = keep is null ? rows : rows.Where(r => keep(r.Prompt)).ToList();
+        return FromRows(kept, tokenizer, stop.Count > 0 ? stop[0] : null, model.MaxNewTokens, config.MaxPositions, batchId, file);
+    }
+
+    /// <summary>How a dataset's conversations are rendered for this policy: the chat template of its tokenizer_config.json
+    /// where it has one PrefTune knows, else plain text (asked for only when a prompt is a conversation).</summary>
+    public static Func<PromptTemplate> TemplateOf(LanguageModelSpec model)
+    {
+        var templateConfig = Path.Combine(Path.GetDirectoryName(LengthTask.TokenizerPath(model)) ?? "", "tokenizer_config.json");
+        return () => (File.Exists(templateConfig) ? PromptTemplate.FromTokenizerConfig(templateConfig) : null) ?? PromptTemplate.Plain;
     }
 
     /// <summary>

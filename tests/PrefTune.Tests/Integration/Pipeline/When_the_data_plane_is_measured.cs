@@ -34,8 +34,11 @@ public sealed class When_the_data_plane_is_measured(PostgresServer postgres)
         Assert.Equal(batches, Messages(nameof(TrainPolicy), WirePurpose.Training));
         Assert.Equal(batches, Messages(nameof(PolicyTrained), WirePurpose.Training));
         Assert.Equal(batches, Messages(nameof(SampleRollouts), WirePurpose.Training));
-        Assert.Equal(recorded.Evaluations.Count, Messages(nameof(SampleRollouts), WirePurpose.Evaluation));
-        Assert.Equal(recorded.Evaluations.Count, Messages(nameof(RolloutsScored), WirePurpose.Evaluation));
+        // an evaluation is one request and one answer, and the Sampler's one hop to the Scorer; its rollouts never reach the Orchestrator
+        Assert.Equal(recorded.Evaluations.Count, Messages(nameof(EvaluatePolicy), WirePurpose.Evaluation));
+        Assert.Equal(recorded.Evaluations.Count, Messages(nameof(EvaluationSummarized), WirePurpose.Evaluation));
+        Assert.Equal(recorded.Evaluations.Count, Messages(nameof(ScoreRollouts), WirePurpose.Evaluation));
+        Assert.Equal(0, Messages(nameof(SampleRollouts), WirePurpose.Evaluation));
         Assert.Equal(1, Messages(nameof(InitializePolicy), WirePurpose.Setup));
         Assert.Equal(recorded.Checkpoints.Count, Messages(nameof(CheckpointPublished), WirePurpose.Training));
         Assert.All(tally.Rows, r => Assert.True(r.Bytes > 0, $"{r.MessageType} {r.Purpose}: no bytes"));

@@ -9,6 +9,9 @@ namespace PrefTune.Tests.Unit.LanguageModels;
 /// The float32 path to the bit: stories260K's sequence log-probs of a padded batch and its gradient, pinned as the float
 /// bits the code computed before bf16 mixed precision existed (commit cc72de2, one torch thread). A change that routes
 /// float32 through different kernels or casts (MixedPrecision's fp32 mode must be the old calls) shows here first.
+/// Within 64 float32 steps (ulps) of the pins rather than to the bit: libtorch picks its kernels by the CPU (AVX2 or
+/// AVX-512) and splits reductions by its thread count, so another machine adds in another order (measured: 7 to 10 ulps
+/// apart on a later machine, one thread). A bf16 cast anywhere is about 2^16 ulps off, far outside.
 /// </summary>
 public class When_fp32_scoring_is_pinned(ITestOutputHelper output)
 {
@@ -37,8 +40,9 @@ public class When_fp32_scoring_is_pinned(ITestOutputHelper output)
         var (gradSum, gradAbsSum) = (grad.sum().item<float>(), grad.abs().sum().item<float>());
         output.WriteLine($"sums {string.Join(", ", values.Select(v => $"{v} (bits {BitConverter.SingleToInt32Bits(v)})"))}");
         output.WriteLine($"embedding gradient sum {gradSum} (bits {BitConverter.SingleToInt32Bits(gradSum)}), |sum| {gradAbsSum} (bits {BitConverter.SingleToInt32Bits(gradAbsSum)})");
-        Assert.Equal(PinnedSums, values.Select(BitConverter.SingleToInt32Bits));
-        Assert.Equal(PinnedGradientSum, BitConverter.SingleToInt32Bits(gradSum));
-        Assert.Equal(PinnedGradientAbsSum, BitConverter.SingleToInt32Bits(gradAbsSum));
+        const int exact = 64;
+        Assert.All(values.Zip(PinnedSums), p => Assert.InRange(BitConverter.SingleToInt32Bits(p.First), p.Second - exact, p.Second + exact));
+        Assert.InRange(BitConverter.SingleToInt32Bits(gradSum), PinnedGradientSum - exact, PinnedGradientSum + exact);
+        Assert.InRange(BitConverter.SingleToInt32Bits(gradAbsSum), PinnedGradientAbsSum - exact, PinnedGradientAbsSum + exact);
     }
 }

@@ -29,6 +29,16 @@ internal static class RegisteredKinds
             Length = new LengthSpec { Prompts = StoryPrompts.Value },
             Model = new LanguageModelSpec { Path = LanguageModels.Fixtures.StoriesHf, MaxNewTokens = 12 },
         },
+        "preference" => new TaskSpec
+        {
+            Kind = "preference",
+            Preference = new PreferenceSpec
+            {
+                Dataset = Path.Combine(Experiments.ExperimentText.RepositoryRoot(), "experiments", "data", "stories-trl-standard.jsonl"),
+                GoldRewardModel = new RewardModelSpec { Path = Rewards.RewardModels.Random512.Value },
+            },
+            Model = new LanguageModelSpec { Path = LanguageModels.Fixtures.StoriesHf, MaxNewTokens = 12 },
+        },
         _ => throw new ArgumentException($"no small spec for task kind '{task}': add one here when registering it"),
     };
 
@@ -45,7 +55,7 @@ internal static class RegisteredKinds
     /// vocabulary, which also covers the bandits' actions).</summary>
     public static RewardSource RewardSource(string kind, IPromptTask task) => kind switch
     {
-        RewardRegistry.Gold => new RewardSource(task),
+        RewardRegistry.Gold => new RewardSource(task, task.GoldRewardModel is null ? null : Rewards.RewardModels.Random512Scorer.Value),
         RewardRegistry.Model => new RewardSource(task, Rewards.RewardModels.Random512Scorer.Value),
         _ => throw new ArgumentException($"no reward source for reward kind '{kind}': add one here when registering it"),
     };
@@ -54,7 +64,8 @@ internal static class RegisteredKinds
     {
         var data = new TheoryData<string, string>();
         foreach (var policy in PolicyRegistry.All)
-            data.Add(policy.Task, policy.Name);
+        foreach (var task in policy.Tasks)
+            data.Add(task, policy.Name);
         return data;
     }
 }
@@ -76,7 +87,9 @@ public class Every_registered_policy_kind
 
         Assert.True(double.IsFinite(fit));
         Assert.Equal(2 * prompts.Count, rollouts.Count);
-        Assert.All(rollouts, r => Assert.True(double.IsFinite(built.GoldReward(r))));
+        // the gold reward: the task's rule, or its gold reward model (as the Scorer reads it)
+        var gold = RewardRegistry.Get(RewardRegistry.Gold).Create(RegisteredKinds.RewardSource(RewardRegistry.Gold, built));
+        Assert.All(rollouts, r => Assert.True(double.IsFinite(gold.Reward(r))));
         using (var scope = NewDisposeScope())
             Assert.Equal(rollouts.Select(r => (double)r.TokenLogProbs.Sum()), built.SequenceLogProbs(network, rollouts).to_type(ScalarType.Float64).data<double>().ToArray(),
                 (a, b) => Math.Abs(a - b) < 1e-4);
@@ -86,8 +99,9 @@ public class Every_registered_policy_kind
     [Fact]
     public void Has_a_unique_name_within_its_task_and_answers_a_registered_task()
     {
-        Assert.All(PolicyRegistry.All, p => Assert.NotNull(TaskRegistry.Find(p.Task)));
-        Assert.Equal(PolicyRegistry.All.Count, PolicyRegistry.All.Select(p => (p.Task, p.Name)).Distinct().Count());
+        Assert.All(PolicyRegistry.All, p => Assert.All(p.Tasks, t => Assert.NotNull(TaskRegistry.Find(t))));
+        var pairs = PolicyRegistry.All.SelectMany(p => p.Tasks.Select(t => (t, p.Name))).ToList();
+        Assert.Equal(pairs.Count, pairs.Distinct().Count());
     }
 
     [Fact]
@@ -154,7 +168,7 @@ public class Every_registered_reward_kind
     [MemberData(nameof(Names))]
     public void Scores_every_policy_kinds_responses_with_a_finite_reward(string name)
     {
-        foreach (var (task, policy) in PolicyRegistry.All.Select(p => (p.Task, p.Name)))
+        foreach (var (task, policy) in PolicyRegistry.All.SelectMany(p => p.Tasks.Select(t => (t, p.Name))))
         {
             var built = PreferenceTasks.Create(RegisteredKinds.SmallSpec(task, policy));
             var reward = RewardRegistry.Get(name).Create(RegisteredKinds.RewardSource(name, built));
