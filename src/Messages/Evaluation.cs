@@ -36,7 +36,7 @@ public sealed record EvaluationSummarized
 /// <summary>The names of the comparison with the reference that <see cref="EvaluatePolicy.ReferenceSampling"/> asks for.</summary>
 public static class ComparisonMetrics
 {
-    /// <summary>P(gold(y) &gt; gold(y')) + 1/2 P(equal), y from the policy and y' from the reference on the same prompt.</summary>
+    /// <summary>P(gold(y) &gt; gold(y')) + 1/2 P(equal) over the pairs of a policy response y and a reference response y' to the same prompt.</summary>
     public const string WinRate = "eval/win_rate";
     /// <summary>The policy's mean gold reward minus the reference's on the same prompts.</summary>
     public const string GoldRewardIncrease = "eval/gold_reward_increase";

@@ -116,20 +116,25 @@ public static class PolicyEvaluation
 
     /// <summary>
     /// The policy against the reference on the same prompts (PAPER.md, Problem 3's measure), by the gold reward:
-    /// eval/win_rate = the mean over the policy's responses y and the reference's responses y' to the same prompt of
-    /// 1[g(y) &gt; g(y')] + 1/2 1[g(y) = g(y')] (so 0.5 when the two are the same distribution, and exactly 0.5 for the
-    /// same responses); eval/gold_reward_increase = mean g(y) - mean g(y'); eval/reference_gold_reward = mean g(y').
+    /// eval/win_rate = the mean over every pair of a policy response y and a reference response y' to the same prompt of
+    /// 1[g(y) &gt; g(y')] + 1/2 1[g(y) = g(y')] (0.5 when the two are the same distribution; counted in half-points, so
+    /// exactly 0.5 for the same responses); eval/gold_reward_increase = mean g(y) - mean g(y'); eval/reference_gold_reward
+    /// = mean g(y').
     /// </summary>
     /// <exception cref="ArgumentException">A policy response to a prompt the reference did not answer.</exception>
     public static Dictionary<string, double> WithComparison(this Dictionary<string, double> metrics,
         IReadOnlyList<(string PromptId, double Gold)> policy, IReadOnlyList<(string PromptId, double Gold)> reference)
     {
         var byPrompt = reference.GroupBy(r => r.PromptId).ToDictionary(g => g.Key, g => g.Select(r => r.Gold).ToArray());
-        double Wins((string PromptId, double Gold) y) =>
-            (byPrompt.TryGetValue(y.PromptId, out var others) ? others : throw new ArgumentException($"the reference has no response to prompt {y.PromptId}"))
-            .Average(g => y.Gold > g ? 1.0 : y.Gold == g ? 0.5 : 0.0);
+        long halfPoints = 0, pairs = 0;
+        foreach (var (prompt, gold) in policy)
+        {
+            var others = byPrompt.TryGetValue(prompt, out var found) ? found : throw new ArgumentException($"the reference has no response to prompt {prompt}");
+            halfPoints += others.Sum(g => gold > g ? 2 : gold == g ? 1 : 0);
+            pairs += others.Length;
+        }
         var referenceMean = reference.Average(r => r.Gold);
-        metrics[ComparisonMetrics.WinRate] = policy.Average(Wins);
+        metrics[ComparisonMetrics.WinRate] = halfPoints / (2.0 * pairs);
         metrics[ComparisonMetrics.GoldRewardIncrease] = policy.Average(p => p.Gold) - referenceMean;
         metrics[ComparisonMetrics.ReferenceGoldReward] = referenceMean;
         return metrics;

@@ -95,11 +95,11 @@ public static class StudyReport
     private static IEnumerable<string> Tables(StudySummary summary)
     {
         var lines = new List<string> { "## Main grid", "" };
-        lines.AddRange(StudySummary.MarkdownTable(summary.MainGrid, summary.HasLengths));
+        lines.AddRange(StudySummary.MarkdownTable(summary.MainGrid, summary.HasLengths, summary.HasWinRates));
         if (summary.Sweeps.Any())
         {
             lines.AddRange(["", "## Sweeps", ""]);
-            lines.AddRange(StudySummary.MarkdownTable(summary.Sweeps, summary.HasLengths));
+            lines.AddRange(StudySummary.MarkdownTable(summary.Sweeps, summary.HasLengths, summary.HasWinRates));
         }
         return lines;
     }

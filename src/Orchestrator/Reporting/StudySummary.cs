@@ -51,6 +51,8 @@ public sealed record StudyCellSummary
     public double? FinalMeanLength { get; init; }
     /// <summary>Runs on a reward model: eval/proxy_reward (mean r_phi of the evaluation's samples) at the last evaluation, mean over seeds.</summary>
     public double? FinalProxyReward { get; init; }
+    /// <summary>Tasks that compare with the reference (preference): eval/win_rate at the last evaluation, mean over seeds.</summary>
+    public double? FinalWinRate { get; init; }
     /// <summary>A prepared task: the held-out accuracy of the reward model its runs trained on (one per task).</summary>
     public double? RewardModelAccuracy { get; init; }
 
@@ -99,6 +101,8 @@ public sealed class StudySummary
 
     /// <summary>The cells' runs are language-model runs (their table shows lengths).</summary>
     public bool HasLengths => Cells.Any(c => c.FinalMeanLength is not null);
+    /// <summary>Whether the cells were compared with the reference (a win rate to show).</summary>
+    public bool HasWinRates => Cells.Any(c => c.FinalWinRate is not null);
 
     public string Name { get; }
     public Guid StudyId { get; }
@@ -132,15 +136,18 @@ public sealed class StudySummary
 
     /// <summary>A Markdown table of <paramref name="cells"/>, 3 decimals, with the full run ids (`preftune show RUN`).</summary>
     /// <param name="lengths">Language-model cells: also the final mean length, proxy reward and the reward model's accuracy.</param>
-    public static IEnumerable<string> MarkdownTable(IEnumerable<StudyCellSummary> cells, bool lengths = false)
+    /// <param name="winRates">Cells compared with the reference: also the final win rate against it.</param>
+    public static IEnumerable<string> MarkdownTable(IEnumerable<StudyCellSummary> cells, bool lengths = false, bool winRates = false)
     {
         yield return "| reward | cell | method | data | seeds | final gold reward (mean ± std) | "
+                     + (winRates ? "win rate vs reference | " : "")
                      + (lengths ? "mean length | proxy reward | RM accuracy | " : "")
                      + "KL(π‖π_ref) | entropy | reward y_w | reward y_l | margin | log π(y_w): start → end | runs |";
-        yield return "|---|---|---|---|---|---|" + (lengths ? "---|---|---|" : "") + "---|---|---|---|---|---|---|";
+        yield return "|---|---|---|---|---|---|" + (winRates ? "---|" : "") + (lengths ? "---|---|---|" : "") + "---|---|---|---|---|---|---|";
         foreach (var c in cells)
             yield return "| " + string.Join(" | ",
                 new[] { c.Reward, Escape(c.Name), c.Method, c.Data, Invariant(c.Seeds.Count), Gold(c) }
+                .Concat(winRates ? [Fixed(c.FinalWinRate)] : [])
                 .Concat(lengths ? [Fixed(c.FinalMeanLength), Fixed(c.FinalProxyReward), Fixed(c.RewardModelAccuracy)] : [])
                 .Concat([Fixed(c.EvalKl), Fixed(c.EvalEntropy), Fixed(c.RewardsChosen), Fixed(c.RewardsRejected), Fixed(c.RewardsMargins),
                     c.LogpsChosenStart is null ? "–" : $"{Fixed(c.LogpsChosenStart)} → {Fixed(c.LogpsChosenEnd)}",
@@ -211,6 +218,7 @@ public sealed class StudySummary
             LogpsChosenEnd = Mean(outcomes.Select(o => Last(o, "train/logps/chosen")).OfType<double>()),
             FinalMeanLength = Mean(outcomes.Select(o => FinalEval(o, "eval/completions/mean_length")).OfType<double>()),
             FinalProxyReward = Mean(outcomes.Select(o => FinalEval(o, "eval/proxy_reward")).OfType<double>()),
+            FinalWinRate = Mean(outcomes.Select(o => FinalEval(o, Messages.ComparisonMetrics.WinRate)).OfType<double>()),
         };
     }
 

@@ -88,7 +88,7 @@ public sealed class SummaryReport
         var compared = Methods.Any(m => m.FinalWinRate is not null);
         var table = new Table().Title(Markup.Escape(Experiment))
             .AddColumn(new TableColumn("method").NoWrap()).AddColumns("data", "final gold reward");
-        if (compared) table.AddColumns("gold increase over reference", "win rate vs reference");
+        if (compared) table.AddColumns("gold gain", "win rate");   // over the reference, on the held-out prompts
         table.AddColumns("gradient steps", "samples drawn");
         foreach (var m in Methods)
         {

@@ -101,8 +101,8 @@ public class When_a_policy_is_compared_with_the_reference
             [("a", 2), ("a", 3), ("b", 0)],
             [("a", 2), ("a", 1), ("b", 1)]);
 
-        // 2 ties 2 (1/2) and beats 1 (1): 0.75; 3 beats both: 1; 0 loses to 1: 0. Mean 1.75 / 3.
-        Assert.Equal(1.75 / 3, metrics[ComparisonMetrics.WinRate], 12);
+        // 5 pairs on the same prompt: 2 ties 2 (1/2), 2 beats 1, 3 beats 2 and 1, 0 loses to 1: 3.5 / 5
+        Assert.Equal(0.7, metrics[ComparisonMetrics.WinRate], 12);
         Assert.Equal(5.0 / 3 - 4.0 / 3, metrics[ComparisonMetrics.GoldRewardIncrease], 12);
         Assert.Equal(4.0 / 3, metrics[ComparisonMetrics.ReferenceGoldReward], 12);
     }

@@ -27,7 +27,10 @@ internal static class RewardModels
     /// <summary>The 512-id reward model with a context of 256: shorter than stories260K's.</summary>
     public static readonly Lazy<string> ShortContext = new(() => RandomClassifier("random-llama-rm-512-ctx256", labels: 1, positions: 256));
 
-    private static string RandomClassifier(string name, int labels, int positions = 512)
+    /// <summary>The 512-id reward model's shape with other random weights (seed 513): a second opinion, as a proxy beside a gold one.</summary>
+    public static readonly Lazy<string> Random512Other = new(() => RandomClassifier("random-llama-rm-512-seed513", labels: 1, seed: 513));
+
+    private static string RandomClassifier(string name, int labels, int positions = 512, int seed = 512)
     {
         var directory = Path.Combine(Folder, name);
         var json = new JsonObject
@@ -42,7 +45,7 @@ internal static class RewardModels
         var config = LanguageModelConfig.FromHfConfig(json, "config.json");
         lock (TorchRuntime.GlobalSeedLock)
         {
-            manual_seed(512);
+            manual_seed(seed);
             using var model = new LanguageModel(config);
             Checkpoints.SaveHf(model, directory);
         }
