@@ -21,7 +21,7 @@ public sealed class TrainRmCommand : AsyncCommand<TrainRmCommand.Settings>
     public sealed class Settings : TrainingSettings
     {
         [CommandArgument(0, "<DATASET>")]
-        [Description("Preference pairs, .jsonl or .parquet: prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref (y_w preferred; y_w and y_l hold prompt + response).")]
+        [Description("Preference pairs, .jsonl or .parquet, in any pair format `preftune data` reads: the relabeled one (prompt, y_w, y_l, y_w_score, y_l_score, score_diff, y_ref; y_w and y_l hold prompt + response), TRL standard or conversational, AlpacaFarm, UltraFeedback, Anthropic HH.")]
         public string Dataset { get; init; } = "";
 
         [CommandOption("--model <PATH>")]

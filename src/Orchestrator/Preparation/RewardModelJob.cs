@@ -30,8 +30,9 @@ public static class RewardModelJob
         output = Path.GetFullPath(output);
         HfExport.EnsureEmptyOrAbsent(output);
         training.Validate();
-        var pairs = await PreferenceDataFiles.ReadAsync(source.Dataset, ct);
         var (tokenizer, files) = TrainedModelDirectory.TokenizerOf(source, "dataset");
+        // any pair format (a conversation rendered through the model's chat template); the relabeled one as it is
+        var pairs = await Training.Datasets.PreferenceFormats.ReadPairsAsync(source.Dataset, PreferenceRollouts.TemplateBeside(tokenizer), ct);
         var config = Checkpoints.ReadConfig(source.Model);   // header only: a wrong model fails before the database is started
         if (config.Head == ModelHead.SequenceClassification && config.NumLabels != 1)
             throw new ArgumentException($"--model {source.Model}: a classifier with {config.NumLabels} labels; a reward model has 1");

@@ -32,9 +32,12 @@ public static class PreferenceRollouts
 
     /// <summary>How a dataset's conversations are rendered for this policy: the chat template of its tokenizer_config.json
     /// where it has one PrefTune knows, else plain text (asked for only when a prompt is a conversation).</summary>
-    public static Func<PromptTemplate> TemplateOf(LanguageModelSpec model)
+    public static Func<PromptTemplate> TemplateOf(LanguageModelSpec model) => TemplateBeside(LengthTask.TokenizerPath(model));
+
+    /// <summary>The chat template of the tokenizer_config.json beside <paramref name="tokenizerPath"/>, else plain text.</summary>
+    public static Func<PromptTemplate> TemplateBeside(string tokenizerPath)
     {
-        var templateConfig = Path.Combine(Path.GetDirectoryName(LengthTask.TokenizerPath(model)) ?? "", "tokenizer_config.json");
+        var templateConfig = Path.Combine(Path.GetDirectoryName(tokenizerPath) ?? "", "tokenizer_config.json");
         return () => (File.Exists(templateConfig) ? PromptTemplate.FromTokenizerConfig(templateConfig) : null) ?? PromptTemplate.Plain;
     }
 

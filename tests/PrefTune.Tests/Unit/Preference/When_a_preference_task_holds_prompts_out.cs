@@ -124,3 +124,26 @@ public class When_a_policy_is_compared_with_the_reference
         Assert.Contains("h3", e.Message);
     }
 }
+
+/// <summary>train-rm reads a user's pairs in any format: the shipped files hold the same 12 pairs in each (Anthropic HH's
+/// dialogue markers make other text, so it is left out here).</summary>
+public class When_a_reward_model_is_planned_on_any_pair_format
+{
+    [Theory]
+    [InlineData("trl-standard")]
+    [InlineData("trl-conversational")]
+    [InlineData("ultrafeedback")]
+    public async Task It_trains_on_the_same_token_pairs_as_the_relabeled_file(string format)
+    {
+        string Shipped(string name) => Path.Combine(ExperimentText.RepositoryRoot(), "experiments", "data", $"stories-{name}.jsonl");
+        var settings = new PrefTune.Training.Rewards.RewardTrainingSettings();
+        var output = Path.Combine(Path.GetTempPath(), $"preftune-rm-plan-{Guid.NewGuid():N}");
+        var relabeled = await PrefTune.Orchestrator.Preparation.RewardModelJob.PlanAsync(new(Shipped("relabeled"), Fixtures.StoriesHf), settings, output);
+        var other = await PrefTune.Orchestrator.Preparation.RewardModelJob.PlanAsync(new(Shipped(format), Fixtures.StoriesHf), settings, output);
+
+        Assert.Equal(12, other.Pairs.Count);
+        Assert.Equal(relabeled.Pairs.Select(p => (p.Chosen, p.Rejected)), other.Pairs.Select(p => (p.Chosen, p.Rejected)),
+            (a, b) => a.Chosen.SequenceEqual(b.Chosen) && a.Rejected.SequenceEqual(b.Rejected));
+        Assert.False(Directory.Exists(output));   // a plan writes nothing
+    }
+}
