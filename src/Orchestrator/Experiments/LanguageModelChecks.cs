@@ -22,6 +22,18 @@ internal static class LanguageModelChecks
     /// <summary>Models already loaded and found sound in this process, by path and last write: a study's grid reads one file.</summary>
     private static readonly ConcurrentDictionary<(string Path, DateTime Written, ModelHead Head), string?> Loaded = new();
 
+    /// <summary>Preference tasks built by the checks, by their spec's JSON: each reads and encodes its dataset once, however
+    /// many checks (prompts, the reward models' context, offline D_pref) and grid cells ask. Bounded: a study has a few.</summary>
+    private static readonly ConcurrentDictionary<string, PreferenceTask> PreferenceTasksRead = new();
+
+    private static PreferenceTask Built(TaskSpec task)
+    {
+        if (PreferenceTasksRead.Count > 64) PreferenceTasksRead.Clear();
+        var file = task.Preference?.Dataset ?? "";
+        var key = System.Text.Json.JsonSerializer.Serialize(task) + (File.Exists(file) ? File.GetLastWriteTimeUtc(file).Ticks : 0);
+        return PreferenceTasksRead.GetOrAdd(key, _ => new PreferenceTask(task));
+    }
+
     public static TaskSpec CheckTask(TaskSpec task, string folder, DocumentReader reader)
     {
         if (task.Kind == PreferenceTask.Descriptor.Name) return CheckPreferenceTask(task, folder, reader);
@@ -144,7 +156,7 @@ internal static class LanguageModelChecks
         if (model.Path == "" || reader.HasProblemAt("task.model.path") || reader.HasProblemAt("task.preference.held_out")) return task;
         try
         {
-            var built = new PreferenceTask(task);
+            var built = Built(task);
             _ = built.PromptPool(0).Count + built.EvaluationPrompts(0).Count;
         }
         catch (ModelLoadException e)
@@ -174,12 +186,11 @@ internal static class LanguageModelChecks
         if (reader.HasProblemAt(key)) return null;   // it did not read as the task's prompts already
         try
         {
-            Func<string, bool>? keep = null;
+            Func<string, bool>? keep = null;   // a length task trains on every row
             if (task.Kind == PreferenceTask.Descriptor.Name)
             {
-                var rows = Training.Datasets.PreferenceFormats.ReadRowsAsync(file).GetAwaiter().GetResult();
-                if (Training.Datasets.PreferenceFormats.Detect(file, rows[0].Row) == Training.Datasets.PreferenceFormat.PromptOnly) return 0;
-                var built = new PreferenceTask(task);
+                var built = Built(task);
+                if (built.HoldsPromptsOnly) return 0;
                 keep = prompt => !built.IsHeldOut(prompt);
             }
             // the same conversion the run makes, so a row the run would refuse is refused now
@@ -271,7 +282,7 @@ internal static class LanguageModelChecks
                 prompts = LengthTask.ReadPrompts(length.Prompts, model);
             else if (task.Kind == PreferenceTask.Descriptor.Name && task.Preference is { Dataset: not "" })
             {
-                var built = new PreferenceTask(task);
+                var built = Built(task);
                 prompts = [.. built.PromptPool(0), .. built.EvaluationPrompts(0)];
             }
             return prompts?.Max(p => p.Tokens.Length) + model.MaxNewTokens;

@@ -216,14 +216,11 @@ public sealed class StudySummary
             RewardsMargins = Mean(outcomes.Select(o => Last(o, "train/rewards/margins")).OfType<double>()),
             LogpsChosenStart = Mean(outcomes.Select(o => First(o, "train/logps/chosen")).OfType<double>()),
             LogpsChosenEnd = Mean(outcomes.Select(o => Last(o, "train/logps/chosen")).OfType<double>()),
-            FinalMeanLength = Mean(outcomes.Select(o => FinalEval(o, "eval/completions/mean_length")).OfType<double>()),
-            FinalProxyReward = Mean(outcomes.Select(o => FinalEval(o, "eval/proxy_reward")).OfType<double>()),
-            FinalWinRate = Mean(outcomes.Select(o => FinalEval(o, Messages.ComparisonMetrics.WinRate)).OfType<double>()),
+            FinalMeanLength = Mean(outcomes.Select(o => o.FinalMetric("eval/completions/mean_length")).OfType<double>()),
+            FinalProxyReward = Mean(outcomes.Select(o => o.FinalMetric("eval/proxy_reward")).OfType<double>()),
+            FinalWinRate = Mean(outcomes.Select(o => o.FinalMetric(Messages.ComparisonMetrics.WinRate)).OfType<double>()),
         };
     }
-
-    private static double? FinalEval(RunOutcome run, string metric) =>
-        run.Evaluations.LastOrDefault()?.Metrics.TryGetValue(metric, out var v) == true ? v : null;
 
     /// <summary>Mean of a training metric over the run's first <see cref="Window"/> steps that report it; null when none do.</summary>
     public static double? First(RunOutcome run, string metric) => Mean(Values(run, metric).Take(Window));

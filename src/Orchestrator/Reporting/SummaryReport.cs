@@ -111,7 +111,7 @@ public sealed class SummaryReport
         var several = runs.Count() > 1 && finals.Count > 0;
         double? Final(string metric)
         {
-            var values = runs.Select(r => r.Evaluations.Count > 0 && r.Evaluations[^1].Metrics.TryGetValue(metric, out var v) ? v : (double?)null).OfType<double>().ToList();
+            var values = runs.Select(r => r.FinalMetric(metric)).OfType<double>().ToList();
             return values.Count == 0 ? null : values.Average();
         }
         return new MethodSummary

@@ -193,9 +193,7 @@ public sealed class Algorithm1
     private async Task<Batch> DatasetFromFileAsync(RunState run, string file, CancellationToken ct)
     {
         var batchId = NewId.NextGuid();
-        var task = Training.Tasks.PreferenceTasks.Create(run.Spec.Task);
-        Func<string, bool>? keep = task is Training.Tasks.Preference.IHoldsOutPrompts holds ? prompt => !holds.IsHeldOut(prompt) : null;
-        var samples = await Training.Tasks.Length.PreferenceRollouts.ReadAsync(file, run.Spec.Task.Model!, batchId, keep, ct);
+        var samples = await Training.Tasks.Length.PreferenceRollouts.ReadAsync(file, run.Spec.Task.Model!, batchId, prompt => !run.Task.IsHeldOut(prompt), ct);
         var generated = new RolloutsGenerated
         {
             RunId = run.RunId, BatchId = batchId, Purpose = RolloutPurpose.Dataset, Iteration = -1, PolicyVersion = run.Reference!.Version,
@@ -251,7 +249,7 @@ public sealed class Algorithm1
             Sampling = SampleRequest(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Policy!, run.Reference),
             RewardModel = spec.RewardModel,
             // the reference's seed is evaluation 0's (its version's): the same responses every time, and at step 0 the policy's
-            ReferenceSampling = run.ComparesWithReference
+            ReferenceSampling = run.Task.ComparesWithReference
                 ? SampleRequest(run, NewId.NextGuid(), RolloutPurpose.Evaluation, -1, pool, perPrompt, run.Reference!, run.Reference)
                 : null,
         }, ct);

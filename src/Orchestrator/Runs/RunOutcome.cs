@@ -21,4 +21,7 @@ public sealed record RunOutcome
     public required TimeSpan Elapsed { get; init; }
 
     public double? FinalGoldReward => Evaluations.Count == 0 ? null : Evaluations[^1].MeanGoldReward;
+
+    /// <summary>An evaluation metric (eval/...) at the last evaluation, or null when there was none or it lacks the metric.</summary>
+    public double? FinalMetric(string name) => Evaluations.Count > 0 && Evaluations[^1].Metrics.TryGetValue(name, out var v) ? v : null;
 }

@@ -9,12 +9,11 @@ internal sealed class RunState(Guid runId, RunSpec spec)
     private readonly Random _promptDraws = new(spec.Seed);
     public Guid RunId { get; } = runId;
     public RunSpec Spec { get; } = spec;
-    private readonly IPreferenceTask _task = PreferenceTasks.Create(spec.Task);
-    public IReadOnlyList<Prompt> PromptPool => field ??= _task.PromptPool(Spec.Seed);
+    /// <summary>The run's task, built once: its prompts and dataset are read when first asked for.</summary>
+    public IPreferenceTask Task { get; } = PreferenceTasks.Create(spec.Task);
+    public IReadOnlyList<Prompt> PromptPool => Task.PromptPool(Spec.Seed);
     /// <summary>The prompts evaluations sample: the pool, or the task's held-out prompts.</summary>
-    public IReadOnlyList<Prompt> EvaluationPool => field ??= _task.EvaluationPrompts(Spec.Seed);
-    /// <summary>Whether evaluations also sample the reference and report the policy's win rate against it.</summary>
-    public bool ComparesWithReference => _task.ComparesWithReference;
+    public IReadOnlyList<Prompt> EvaluationPool => Task.EvaluationPrompts(Spec.Seed);
     public CheckpointRef? Reference { get; set; }
     /// <summary>The Learner's current policy; every version ever set is kept in <see cref="Published"/>.</summary>
     public CheckpointRef? Policy

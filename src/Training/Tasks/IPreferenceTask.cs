@@ -24,6 +24,10 @@ public interface IPromptTask
     /// null where <see cref="GoldReward"/> is the rule.</summary>
     RewardModelSpec? GoldRewardModel => null;
 
+    /// <summary>Whether a prompt (as the task's dataset renders it) is held out of training for evaluation: offline
+    /// D_pref leaves out its rows. None is, unless the task holds some out.</summary>
+    bool IsHeldOut(string promptText) => false;
+
     /// <summary>Whether each evaluation also samples the reference on the same prompts and reports the policy's win rate
     /// against it (PAPER.md, Problem 3's measure).</summary>
     bool ComparesWithReference => false;

@@ -13,7 +13,7 @@ namespace PrefTune.Training.Tasks.Length;
 /// prompts are first asked for (only the Orchestrator does), the model when a policy is built (the Sampler and the
 /// Learner): the Scorer's gold reward needs neither.
 /// </summary>
-public sealed class LengthTask : IPreferenceTask
+public sealed class LengthTask : LanguageModelTask
 {
     /// <summary>Known values of <see cref="LengthSpec.Goal"/>.</summary>
     public static IReadOnlyList<string> Goals { get; } = ["min", "mode", "skew"];
@@ -27,12 +27,10 @@ public sealed class LengthTask : IPreferenceTask
     };
 
     private readonly LengthSpec _length;
-    private readonly LanguageModelFamily _family;
     private readonly Lazy<IReadOnlyList<Prompt>> _prompts;
 
-    public LengthTask(TaskSpec spec)
+    public LengthTask(TaskSpec spec) : base(spec)
     {
-        ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind != Descriptor.Name) throw new ArgumentException($"task.kind: expected '{Descriptor.Name}', got '{spec.Kind}'", nameof(spec));
         _length = spec.Length ?? new LengthSpec();
         if (!Goals.Contains(_length.Goal))
@@ -40,18 +38,14 @@ public sealed class LengthTask : IPreferenceTask
         // A run scores against a fixed peak; only a dataset builder may leave it open and compute it from its samples.
         if (_length.Goal == "mode" && _length.ModeLength is null)
             throw new ArgumentException("task.length.mode_length: missing; goal mode scores against a mode length (preference-data records the one it computed)");
-        Spec = spec;
-        _family = (LanguageModelFamily)LanguageModelFamily.Descriptor.Create(spec);
         _prompts = new(() => ReadPrompts(_length.Prompts, spec.Model ?? new LanguageModelSpec()));
     }
 
-    public TaskSpec Spec { get; }
-
     /// <summary>The prompt file's prompts, in file order, ids "p0", "p1", ...; the same for every seed.</summary>
-    public IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value;
+    public override IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value;
 
     /// <summary>The goal's gold reward of the response's length in tokens, the stop token not counted (<see cref="Gold"/>).</summary>
-    public double GoldReward(Rollout rollout) => Gold(_length.Goal, rollout.ContentLength(), _length.ModeLength);
+    public override double GoldReward(Rollout rollout) => Gold(_length.Goal, rollout.ContentLength(), _length.ModeLength);
 
     /// <summary>
     /// The gold rules of the three length tasks (PAPER.md, Problem 2), written once: min and skew give -length (skew differs
@@ -65,14 +59,6 @@ public sealed class LengthTask : IPreferenceTask
         "mode" => -Math.Abs(length - (mode ?? throw new ArgumentException("task.length.mode_length: goal mode needs a mode length"))),
         _ => throw new ArgumentException($"task.length.goal: unknown goal '{goal}'; known: {string.Join(", ", Goals)}"),
     };
-
-    public PolicyModel CreatePolicy(int seed) => _family.CreatePolicy(seed);
-    public double FitReference(PolicyModel policy, int seed) => _family.FitReference(policy, seed);
-    public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt, double temperature,
-        long seed, int policyVersion, Guid batchId) => _family.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
-    public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.SequenceLogProbs(policy, rollouts);
-    /// <summary>Token log-probs and the value head's values, for token-level methods (PPO): the family's.</summary>
-    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.ScoreTokens(policy, rollouts);
 
     /// <summary>The tokenizer a model spec names: its own file, or the model directory's tokenizer.json.</summary>
     /// <exception cref="ArgumentException">Neither exists (names task.model.tokenizer).</exception>

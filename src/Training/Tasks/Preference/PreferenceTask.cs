@@ -5,16 +5,8 @@ using PrefTune.Training.Datasets;
 using PrefTune.Training.LanguageModels;
 using PrefTune.Training.Policies;
 using PrefTune.Training.Tasks.Length;
-using static TorchSharp.torch;
 
 namespace PrefTune.Training.Tasks.Preference;
-
-/// <summary>A task that keeps some of its prompts out of training: offline D_pref leaves out their rows.</summary>
-public interface IHoldsOutPrompts
-{
-    /// <summary>Whether the prompt (as the dataset renders it) is one of the held-out ones.</summary>
-    bool IsHeldOut(string promptText);
-}
 
 /// <summary>
 /// A user's preference data (PAPER.md, Problem 3, at small scale): the prompts of a dataset file in any format PrefTune
@@ -22,10 +14,10 @@ public interface IHoldsOutPrompts
 /// Scorer reads (<see cref="GoldRewardModel"/>: it measures, a run never trains on it unless it names it as its
 /// reward_model). A share of the distinct prompts is held out (<see cref="Split"/>): evaluations sample those, beside the
 /// reference's responses to them (<see cref="ComparesWithReference"/>: win rate and gold reward increase), and offline
-/// D_pref leaves their rows out. The dataset is read when the prompts are first asked for (the Orchestrator), the
+/// D_pref leaves their rows out. The dataset is read once, when the prompts are first asked for (the Orchestrator), the
 /// model when a policy is built (the Sampler and the Learner).
 /// </summary>
-public sealed class PreferenceTask : IPreferenceTask, IHoldsOutPrompts
+public sealed class PreferenceTask : LanguageModelTask, IPreferenceTask
 {
     public static TaskKind Descriptor { get; } = new()
     {
@@ -36,28 +28,25 @@ public sealed class PreferenceTask : IPreferenceTask, IHoldsOutPrompts
         PolicyOf = _ => LanguageModelFamily.Descriptor.Name,
     };
 
+    /// <summary>What the dataset file gives: the training and held-out prompts, the held-out texts, and whether it has pairs.</summary>
+    private sealed record DatasetPrompts(IReadOnlyList<Prompt> Train, IReadOnlyList<Prompt> HeldOut, HashSet<string> HeldOutTexts, bool PromptsOnly);
+
     private readonly PreferenceSpec _preference;
-    private readonly LanguageModelFamily _family;
-    private readonly Lazy<(IReadOnlyList<Prompt> Train, IReadOnlyList<Prompt> HeldOut, HashSet<string> HeldOutTexts)> _prompts;
+    private readonly Lazy<DatasetPrompts> _prompts;
 
     /// <exception cref="ArgumentException">A missing or invalid task.preference field (named).</exception>
-    public PreferenceTask(TaskSpec spec)
+    public PreferenceTask(TaskSpec spec) : base(spec)
     {
-        ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind != Descriptor.Name) throw new ArgumentException($"task.kind: expected '{Descriptor.Name}', got '{spec.Kind}'", nameof(spec));
         _preference = spec.Preference ?? throw new ArgumentException("task.preference: missing; a preference task needs its dataset and gold_reward_model");
         if (_preference.Dataset == "") throw new ArgumentException("task.preference.dataset: missing");
         if (!(_preference.HeldOut > 0 && _preference.HeldOut < 1))
             throw new ArgumentException($"task.preference.held_out: {_preference.HeldOut} is outside (0, 1)");
-        Spec = spec;
-        _family = (LanguageModelFamily)LanguageModelFamily.Descriptor.Create(spec);
         _prompts = new(() => ReadPrompts(_preference, spec.Model ?? new LanguageModelSpec()));
     }
 
-    public TaskSpec Spec { get; }
-
     /// <summary>The training prompts: the dataset's distinct prompts that are not held out, in file order, ids "p0", "p1", ...</summary>
-    public IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value.Train;
+    public override IReadOnlyList<Prompt> PromptPool(int seed) => _prompts.Value.Train;
 
     /// <summary>The held-out prompts, ids "h0", "h1", ...; the same for every seed.</summary>
     public IReadOnlyList<Prompt> EvaluationPrompts(int seed) => _prompts.Value.HeldOut;
@@ -70,16 +59,12 @@ public sealed class PreferenceTask : IPreferenceTask, IHoldsOutPrompts
 
     public bool IsHeldOut(string promptText) => _prompts.Value.HeldOutTexts.Contains(promptText);
 
-    /// <exception cref="InvalidOperationException">Always: the gold reward is a model, read by the Scorer.</exception>
-    public double GoldReward(Rollout rollout) =>
-        throw new InvalidOperationException($"the preference task's gold reward is the reward model {GoldRewardModel.Path}: the Scorer reads it, not the task");
+    /// <summary>Whether the dataset holds prompts only (on-policy methods can use it; offline ones need pairs).</summary>
+    public bool HoldsPromptsOnly => _prompts.Value.PromptsOnly;
 
-    public PolicyModel CreatePolicy(int seed) => _family.CreatePolicy(seed);
-    public double FitReference(PolicyModel policy, int seed) => _family.FitReference(policy, seed);
-    public IReadOnlyList<Rollout> Generate(PolicyModel policy, IReadOnlyList<Prompt> prompts, int responsesPerPrompt, double temperature,
-        long seed, int policyVersion, Guid batchId) => _family.Generate(policy, prompts, responsesPerPrompt, temperature, seed, policyVersion, batchId);
-    public Tensor SequenceLogProbs(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.SequenceLogProbs(policy, rollouts);
-    public TokenScores? ScoreTokens(PolicyModel policy, IReadOnlyList<Rollout> rollouts) => _family.ScoreTokens(policy, rollouts);
+    /// <exception cref="InvalidOperationException">Always: the gold reward is a model, read by the Scorer.</exception>
+    public override double GoldReward(Rollout rollout) =>
+        throw new InvalidOperationException($"the preference task's gold reward is the reward model {GoldRewardModel.Path}: the Scorer reads it, not the task");
 
     /// <summary>
     /// Which of <paramref name="distinct"/> are held out: the round(share x n) (at least 1, at most n - 1) whose text has the
@@ -95,11 +80,11 @@ public sealed class PreferenceTask : IPreferenceTask, IHoldsOutPrompts
             .Take(count).ToHashSet(StringComparer.Ordinal);
     }
 
-    private static (IReadOnlyList<Prompt>, IReadOnlyList<Prompt>, HashSet<string>) ReadPrompts(PreferenceSpec preference, LanguageModelSpec model)
+    private static DatasetPrompts ReadPrompts(PreferenceSpec preference, LanguageModelSpec model)
     {
         var file = preference.Dataset;
         if (!File.Exists(file)) throw new ArgumentException($"task.preference.dataset: no such file {file}");
-        var (_, examples) = PreferenceFormats.ReadAsync(file).GetAwaiter().GetResult();
+        var (format, examples) = PreferenceFormats.ReadAsync(file).GetAwaiter().GetResult();
         var template = new Lazy<PromptTemplate>(PreferenceRollouts.TemplateOf(model));
         // the prompt text each row is rendered to, as the offline D_pref reader renders it (so held-out rows match)
         var first = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -107,8 +92,8 @@ public sealed class PreferenceTask : IPreferenceTask, IHoldsOutPrompts
             first.TryAdd(example.Prompt(example.PromptMessages is null ? PromptTemplate.Plain : template.Value), example.Where);
         var texts = first.Keys.ToList();
         var heldOut = Split(texts, preference.HeldOut, file);
-        return (TextPrompts.Encode(texts.Where(t => !heldOut.Contains(t)).Select(t => (first[t], t)), model, "p"),
+        return new(TextPrompts.Encode(texts.Where(t => !heldOut.Contains(t)).Select(t => (first[t], t)), model, "p"),
             TextPrompts.Encode(texts.Where(heldOut.Contains).Select(t => (first[t], t)), model, "h"),
-            heldOut);
+            heldOut, format == PreferenceFormat.PromptOnly);
     }
 }

@@ -29,21 +29,26 @@ public sealed class When_a_run_trains_on_a_users_preference_data(PostgresServer 
 
     private static readonly string Dataset = Path.Combine(ExperimentText.RepositoryRoot(), "experiments", "data", "stories-ultrafeedback.jsonl");
 
-    private Experiment Load(string method, string data, string c) => ExperimentFile.Parse($$"""
-        name: preference-tiny
-        seeds: [1]
+    /// <summary>The task, its gold model and the proxy, for an experiment and a study alike (top-level YAML).</summary>
+    private static string TaskAndRewardModels => $"""
         task:
           kind: preference
           preference:
-            dataset: {{Dataset}}
+            dataset: {Dataset}
             gold_reward_model:
-              path: {{UnitRewards.RewardModels.Random512.Value}}
+              path: {UnitRewards.RewardModels.Random512.Value}
           model:
-            path: {{Fixtures.StoriesHf}}
+            path: {Fixtures.StoriesHf}
             stop_ids: "1"
             max_new_tokens: 128
         reward_model:
-          path: {{UnitRewards.RewardModels.Random512Other.Value}}
+          path: {UnitRewards.RewardModels.Random512Other.Value}
+        """;
+
+    private Experiment Load(string method, string data, string c) => ExperimentFile.Parse($$"""
+        name: preference-tiny
+        seeds: [1]
+        {{TaskAndRewardModels}}
         loop:
           B: 4
           C: {{c}}
@@ -135,18 +140,7 @@ public sealed class When_a_run_trains_on_a_users_preference_data(PostgresServer 
             kind: study
             name: preference-sweep
             seeds: [1]
-            task:
-              kind: preference
-              preference:
-                dataset: {{Dataset}}
-                gold_reward_model:
-                  path: {{UnitRewards.RewardModels.Random512.Value}}
-              model:
-                path: {{Fixtures.StoriesHf}}
-                stop_ids: "1"
-                max_new_tokens: 128
-            reward_model:
-              path: {{UnitRewards.RewardModels.Random512Other.Value}}
+            {{TaskAndRewardModels}}
             rewards:
               - {label: stories}
             loop: {B: 4, C: 4, M: 4, gradient_steps: 2, learning_rate: 0.001, eval_every: 2, eval_samples: 4, checkpoint_every: 2}
