@@ -167,7 +167,7 @@ public sealed class FaultRun : IAsyncDisposable
     {
         if (!await Orchestrator.WaitForExitAsync(deadline))
         {
-            Note($"orchestrator still running {deadline.TotalSeconds:0} s later: killed");
+            Note($"orchestrator still running {deadline.TotalSeconds:0} s later: killed; {await DescribeUpdatesAsync()}");
             var diagnostics = Diagnostics();
             Orchestrator.Kill();
             throw new XunitException($"the orchestrator did not finish within {deadline.TotalSeconds:0} s of the fault's end (it must never hang)\n{diagnostics}");
